@@ -1,0 +1,1 @@
+"""digits core: data, features, models, training, evaluation and prediction, free of any UI."""

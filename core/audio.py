@@ -1,0 +1,168 @@
+"""Spoken-digit features: decode, clean up, place in a 1 s window, 39 frames x (12 MFCC + log energy)."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import InvalidInput
+
+SAMPLE_RATE = 8000
+WINDOW_SAMPLES = SAMPLE_RATE  # 1.0 s
+FRAME_LENGTH = 400  # 50 ms
+HOP_LENGTH = 200  # 25 ms
+N_FRAMES = 1 + (WINDOW_SAMPLES - FRAME_LENGTH) // HOP_LENGTH  # 39, frames fully inside the window
+N_COEFFS = 13  # 12 MFCC + log energy
+FEATURE_DIM = N_FRAMES * N_COEFFS  # 507
+MIN_SECONDS, MAX_SECONDS = 0.05, 30.0
+PEAK = 0.5
+# A real microphone never records digital zeros; a faint noise floor keeps log energy finite and
+# makes FSDD's silence padding look like a quiet room.
+NOISE_FLOOR = 1e-3
+TRIM_TOP_DB = 30.0
+
+
+def decode(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode the bytes of an audio file (WAV, FLAC, OGG, MP3, ...) to (float32 samples, rate)."""
+    if not data:
+        raise InvalidInput("The audio file is empty (0 bytes).")
+    import soundfile as sf
+
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+        return samples, int(rate)
+    except Exception:  # noqa: BLE001 - soundfile raises several types; fall back to librosa/audioread
+        pass
+    try:
+        import librosa
+
+        samples, rate = librosa.load(io.BytesIO(data), sr=None, mono=False)
+        return samples.T.astype(np.float32), int(rate)
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidInput(
+            "Could not read this audio file. Use WAV, FLAC, OGG or MP3 holding a recording of one digit."
+        ) from exc
+
+
+def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Validate, mix to mono and resample to 8 kHz; raise InvalidInput for unusable signals."""
+    samples = np.asarray(samples)
+    if samples.dtype.kind not in "fiu":
+        raise InvalidInput(f"Audio samples must be numbers, not {samples.dtype}.")
+    if samples.dtype.kind in "iu":
+        info = np.iinfo(samples.dtype)
+        samples = (samples.astype(np.float64) - (info.max + info.min + 1) / 2) / (info.max - info.min + 1) * 2
+    if rate is None or not 1000 <= int(rate) <= 384000:
+        raise InvalidInput(f"Sample rate {rate} Hz is not a usable audio rate.")
+    if samples.ndim == 2:
+        # soundfile gives (frames, channels); treat the shorter axis as channels either way.
+        samples = samples.mean(axis=1 if samples.shape[1] <= samples.shape[0] else 0)
+    if samples.ndim != 1:
+        raise InvalidInput(f"Audio must be mono or multi-channel samples, not shape {samples.shape}.")
+    seconds = len(samples) / rate
+    if seconds < MIN_SECONDS:
+        raise InvalidInput(f"The recording is {seconds * 1000:.0f} ms long; say the digit for at least half a second.")
+    if seconds > MAX_SECONDS:
+        raise InvalidInput(f"The recording is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s for one digit.")
+    if not np.isfinite(samples).all():
+        raise InvalidInput("The audio holds NaN or infinite samples; it is corrupt.")
+    samples = samples.astype(np.float32)
+    if int(rate) != SAMPLE_RATE:
+        import librosa
+
+        samples = librosa.resample(samples, orig_sr=int(rate), target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    samples = samples - samples.mean()
+    if np.abs(samples).max(initial=0) < 1e-4:
+        raise InvalidInput("The recording is silent; check the microphone and say the digit louder.")
+    return samples.astype(np.float32)
+
+
+def trim_speech(samples: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
+    """The loudest stretch of speech: frames within top_db of the peak, at most one window long."""
+    import librosa
+
+    frames = librosa.util.frame(np.pad(samples, (0, max(0, FRAME_LENGTH - len(samples)))), frame_length=FRAME_LENGTH // 4, hop_length=FRAME_LENGTH // 8)
+    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=0) + 1e-12)
+    db = 20 * np.log10(rms / rms.max())
+    loud = np.flatnonzero(db > -top_db)
+    hop = FRAME_LENGTH // 8
+    start, end = loud[0] * hop, min(len(samples), loud[-1] * hop + FRAME_LENGTH // 4)
+    speech = samples[start:end]
+    if len(speech) > WINDOW_SAMPLES:
+        # Keep the one-second stretch holding the most energy.
+        energy = np.convolve(speech.astype(np.float64) ** 2, np.ones(WINDOW_SAMPLES), mode="valid")
+        best = int(np.argmax(energy))
+        speech = speech[best : best + WINDOW_SAMPLES]
+    return speech
+
+
+def place_in_window(speech: np.ndarray, offset: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Peak-normalise speech and put it at offset (default: centred) in a 1 s window over a noise floor."""
+    rng = rng or np.random.default_rng(0)
+    speech = speech / max(np.abs(speech).max(), 1e-9) * PEAK
+    room = WINDOW_SAMPLES - len(speech)
+    offset = room // 2 if offset is None else int(np.clip(offset, 0, room))
+    window = rng.normal(0.0, NOISE_FLOOR, WINDOW_SAMPLES).astype(np.float32)
+    window[offset : offset + len(speech)] += speech
+    return window
+
+
+def mfcc_features(window: np.ndarray) -> np.ndarray:
+    """39 frames x 13: MFCC 1-12 and the log energy of each 50 ms frame (25 ms hop), float32."""
+    import librosa
+
+    mfcc = librosa.feature.mfcc(
+        y=window, sr=SAMPLE_RATE, n_mfcc=N_COEFFS, n_fft=FRAME_LENGTH, hop_length=HOP_LENGTH,
+        win_length=FRAME_LENGTH, center=False, n_mels=40, fmax=SAMPLE_RATE / 2,
+    )[1:]  # c0 duplicates the energy term, which we compute directly
+    frames = librosa.util.frame(window, frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)
+    log_energy = np.log((frames.astype(np.float64) ** 2).sum(axis=0) + 1e-10)
+    return np.concatenate([mfcc.T, log_energy[:, None]], axis=1).astype(np.float32)
+
+
+def features_from_samples(samples: np.ndarray, rate: int) -> np.ndarray:
+    """The serving path: any recording to its (39, 13) features."""
+    return mfcc_features(place_in_window(trim_speech(to_mono_8k(samples, rate))))
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random variation that makes FSDD's studio clips look like other voices and microphones."""
+
+    speed: tuple[float, float] = (0.85, 1.15)  # resampling factor: tempo and pitch together
+    gain_db: tuple[float, float] = (-12.0, 0.0)
+    snr_db: tuple[float, float] = (10.0, 40.0)  # white-ish room noise over the whole window
+    noise_probability: float = 0.7
+
+
+def augmented_window(speech: np.ndarray, rng: np.random.Generator, aug: Augmentation = Augmentation()) -> np.ndarray:
+    """One random view of trimmed speech: speed, time shift, gain and noise, in a 1 s window."""
+    import librosa
+
+    factor = rng.uniform(*aug.speed)
+    if abs(factor - 1) > 1e-3:
+        speech = librosa.resample(speech, orig_sr=SAMPLE_RATE, target_sr=int(SAMPLE_RATE / factor), res_type="soxr_hq")
+    speech = speech[:WINDOW_SAMPLES]
+    window = place_in_window(speech, offset=int(rng.integers(0, WINDOW_SAMPLES - len(speech) + 1)), rng=rng)
+    window *= 10 ** (rng.uniform(*aug.gain_db) / 20)
+    if rng.random() < aug.noise_probability:
+        power = float(np.mean(speech**2)) * (PEAK / max(np.abs(speech).max(), 1e-9)) ** 2
+        snr = rng.uniform(*aug.snr_db)
+        noise = rng.normal(0.0, 1.0, WINDOW_SAMPLES)
+        # Brown-ish tint: real rooms hum more than they hiss.
+        noise = np.convolve(noise, np.ones(4) / 2, mode="same")
+        window += (noise / noise.std() * np.sqrt(power / 10 ** (snr / 10))).astype(np.float32)
+    return window.astype(np.float32)
+
+
+def standardize(features: np.ndarray, mean: np.ndarray, std: np.ndarray, utterance_norm: str = "none") -> np.ndarray:
+    """(..., 39, 13) features -> model input: optional per-utterance CMVN, then global statistics."""
+    x = np.asarray(features, dtype=np.float32)
+    if utterance_norm in ("mean", "meanvar"):
+        x = x - x.mean(axis=-2, keepdims=True)
+        if utterance_norm == "meanvar":
+            x = x / (x.std(axis=-2, keepdims=True) + 1e-5)
+    elif utterance_norm != "none":
+        raise ValueError(f"utterance_norm must be none, mean or meanvar, not {utterance_norm!r}")
+    return ((x - mean) / std).astype(np.float32)

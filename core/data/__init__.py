@@ -1,0 +1,1 @@
+"""Datasets: MNIST, FSDD, the course's arrays, their download and their pairing by label."""

@@ -1,0 +1,41 @@
+"""`python -m core.data download|check`: fetch the datasets or report what is present."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import paths
+from core.errors import DigitsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.data", description=__doc__)
+    parser.add_argument("command", choices=["download", "check"], help="download the datasets, or check them")
+    parser.add_argument("--data-dir", default=None, help="dataset root (default: $DIGITS_DATA_DIR, else data/)")
+    parser.add_argument("--only", choices=["mnist", "fsdd"], default=None, help="just one dataset")
+    args = parser.parse_args(argv)
+    root = paths.data_dir(args.data_dir)
+    try:
+        if args.command == "download":
+            from core.data.download import download_fsdd, download_mnist
+
+            if args.only in (None, "mnist"):
+                print(f"MNIST in {download_mnist(root)}")
+            if args.only in (None, "fsdd"):
+                print(f"FSDD in {download_fsdd(root)}")
+        else:
+            from core.data.fsdd import list_clips
+            from core.data.mnist import load_mnist
+
+            for split in ("train", "test"):
+                images, _ = load_mnist(root, split)
+                print(f"MNIST {split}: {len(images)} images")
+            print(f"FSDD: {len(list_clips(root))} clips in {root / 'fsdd' / 'recordings'}")
+    except DigitsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Pick CUDA when present, else the CPU with every core."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def best_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def use_all_cores() -> None:
+    torch.set_num_threads(max(1, os.cpu_count() or 1))

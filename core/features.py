@@ -1,0 +1,93 @@
+"""FSDD features computed once and cached: clean features plus random augmented views per clip."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import audio, paths
+from core.data.fsdd import Clip, list_clips
+
+BANK_VERSION = 3  # bump when the feature or augmentation code changes, so stale caches are ignored
+
+
+@dataclass
+class ClipBank:
+    """Features of every clip: clean (N, 39, 13) and views (N, V, 39, 13), with their metadata."""
+
+    clean: np.ndarray
+    views: np.ndarray
+    digits: np.ndarray
+    speakers: np.ndarray
+    takes: np.ndarray
+    names: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.digits)
+
+    def subset(self, mask: np.ndarray) -> "ClipBank":
+        return ClipBank(*(getattr(self, f)[mask] for f in ("clean", "views", "digits", "speakers", "takes", "names")))
+
+
+def _clip_features(args: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    path, n_views, seed = args
+    import soundfile as sf
+
+    samples, rate = sf.read(path, dtype="float32")
+    speech = audio.trim_speech(audio.to_mono_8k(samples, rate))
+    clean = audio.mfcc_features(audio.place_in_window(speech))
+    rng = np.random.default_rng(seed)
+    views = [audio.mfcc_features(audio.augmented_window(speech, rng)) for _ in range(n_views)]
+    return clean, np.stack(views) if views else np.zeros((0, audio.N_FRAMES, audio.N_COEFFS), np.float32)
+
+
+def _key(clips: list[Clip], n_views: int) -> str:
+    h = hashlib.sha1(json.dumps([BANK_VERSION, n_views]).encode())
+    for c in clips:
+        h.update(f"{c.path.name}:{c.path.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, progress=None) -> ClipBank:
+    """Features for clips; progress(done, total) is called as clips finish."""
+    jobs = [(str(c.path), n_views, int(hashlib.sha1(c.path.name.encode()).hexdigest()[:8], 16)) for c in clips]
+    workers = workers or min(4, os.cpu_count() or 1)
+    results = []
+    if workers > 1 and len(jobs) > 50:
+        with ProcessPoolExecutor(workers) as pool:
+            for i, r in enumerate(pool.map(_clip_features, jobs, chunksize=32)):
+                results.append(r)
+                if progress and i % 100 == 0:
+                    progress(i, len(jobs))
+    else:
+        results = [_clip_features(j) for j in jobs]
+    return ClipBank(
+        clean=np.stack([r[0] for r in results]),
+        views=np.stack([r[1] for r in results]),
+        digits=np.array([c.digit for c in clips], dtype=np.int64),
+        speakers=np.array([c.speaker for c in clips]),
+        takes=np.array([c.take for c in clips], dtype=np.int64),
+        names=np.array([c.path.name for c in clips]),
+    )
+
+
+def load_fsdd_bank(root: Path, n_views: int, progress=None) -> ClipBank:
+    """The cached bank for root's FSDD recordings, computing and caching it on first use."""
+    clips = list_clips(root)
+    cache = paths.feature_cache_dir() / f"fsdd_{_key(clips, n_views)}.npz"
+    if cache.exists():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                return ClipBank(**{k: z[k] for k in z.files})
+        except (OSError, ValueError, KeyError):
+            cache.unlink(missing_ok=True)
+    bank = compute_bank(clips, n_views, progress=progress)
+    from core.io import atomic_write
+
+    atomic_write(cache, lambda f: np.savez(f, **bank.__dict__))
+    return bank

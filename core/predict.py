@@ -1,0 +1,118 @@
+"""The prediction API the app and other programs call: Predictor.load() then predict(image=, audio=)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import audio as audio_features
+from core import image as image_features
+from core import paths
+from core.checkpoint import load
+from core.errors import InvalidInput
+
+AudioInput = "tuple[np.ndarray, int] | bytes"
+MAX_AUDIO_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class Prediction:
+    digit: int
+    confidence: float
+    probs: dict[str, list[float]]  # per head: "fused", "image", "audio" (those the inputs allow)
+    head: str  # the head that gave digit: fused when both modalities are given
+    image: np.ndarray | None = None  # the 28x28 the model saw
+    waveform: np.ndarray | None = None  # the 1 s, 8 kHz window the features came from
+    features: np.ndarray | None = None  # (39, 13) MFCC + log energy before standardisation
+    digits: dict[str, int] = field(default_factory=dict)  # argmax per head
+
+    @property
+    def disagreement(self) -> bool:
+        """True when the image and audio heads name different digits."""
+        return "image" in self.digits and "audio" in self.digits and self.digits["image"] != self.digits["audio"]
+
+
+def prepare_image(image) -> np.ndarray:
+    """Canvas array, picture bytes or PIL image -> the 28x28 MNIST-style array."""
+    if isinstance(image, (bytes, bytearray)):
+        if len(image) > MAX_IMAGE_BYTES:
+            raise InvalidInput(f"The picture is {len(image) / 2**20:.0f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB.")
+        image = image_features.decode(bytes(image))
+    elif hasattr(image, "convert"):  # a PIL image
+        image = np.asarray(image.convert("RGBA"))
+    return image_features.preprocess(np.asarray(image))
+
+
+def prepare_audio(audio) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, rate) or audio file bytes -> (1 s window at 8 kHz, (39, 13) features)."""
+    if isinstance(audio, (bytes, bytearray)):
+        if len(audio) > MAX_AUDIO_BYTES:
+            raise InvalidInput(f"The audio file is {len(audio) / 2**20:.0f} MB; the limit is {MAX_AUDIO_BYTES // 2**20} MB.")
+        samples, rate = audio_features.decode(bytes(audio))
+    elif isinstance(audio, tuple) and len(audio) == 2:
+        samples, rate = audio
+    else:
+        raise InvalidInput("Audio must be (samples, sample_rate) or the bytes of an audio file.")
+    window = audio_features.place_in_window(audio_features.trim_speech(audio_features.to_mono_8k(np.asarray(samples), rate)))
+    return window, audio_features.mfcc_features(window)
+
+
+class Predictor:
+    """A loaded checkpoint with its feature statistics; thread-safe for concurrent predict() calls."""
+
+    def __init__(self, model, checkpoint: dict, device: torch.device | str = "cpu", source: str = ""):
+        self.model = model.eval()
+        self.checkpoint = checkpoint
+        self.config = checkpoint["run_config"]
+        self.mean = checkpoint["feature_stats"]["mean"].numpy()
+        self.std = checkpoint["feature_stats"]["std"].numpy()
+        self.device = torch.device(device)
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
+        path = Path(path) if path else paths.DEFAULT_WEIGHTS
+        model, ckpt = load(path, device or "cpu")
+        return cls(model, ckpt, device or "cpu", str(path))
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.model.modalities
+
+    def audio_tensor(self, features: np.ndarray) -> torch.Tensor:
+        x = audio_features.standardize(features, self.mean, self.std, self.config.features.utterance_norm)
+        return torch.from_numpy(x).reshape(1, audio_features.N_FRAMES, audio_features.N_COEFFS).to(self.device)
+
+    def predict(self, image=None, audio=None) -> Prediction:
+        """Digit, confidence and per-head probabilities for an image, a recording, or both."""
+        if image is None and audio is None:
+            raise InvalidInput("Give a drawing, a recording, or both.")
+        for name, given in (("image", image), ("audio", audio)):
+            if given is not None and name not in self.modalities:
+                raise InvalidInput(f"This model was trained on {' and '.join(self.modalities)} only; it cannot read {name}.")
+        img28 = prepare_image(image) if image is not None else None
+        window, feats = prepare_audio(audio) if audio is not None else (None, None)
+        img_t = torch.from_numpy(img28).reshape(1, 28, 28).to(self.device) if img28 is not None else None
+        aud_t = self.audio_tensor(feats) if feats is not None else None
+        with torch.inference_mode():
+            logits = self.model(image=img_t, audio=aud_t)
+            if "fused" in logits and len(self.modalities) == 2:
+                # Single-modality heads too, so the page can show where image and audio disagree.
+                logits = {**self.model(image=img_t), **self.model(audio=aud_t), "fused": logits["fused"]}
+        probs = {h: _softmax(v) for h, v in logits.items()}
+        head = "fused" if "fused" in probs and img_t is not None and aud_t is not None else next(iter(probs))
+        if head == "fused" and len(self.modalities) == 1:
+            head = self.modalities[0]
+        digits = {h: int(np.argmax(p)) for h, p in probs.items()}
+        return Prediction(digit=digits[head], confidence=float(max(probs[head])), probs=probs, head=head,
+                          image=img28, waveform=window, features=feats, digits=digits)
+
+
+def _softmax(logits: torch.Tensor) -> list[float]:
+    z = logits.float().reshape(-1)
+    # Heads that already end in softmax (the seed's try3-6) are probabilities; normalise them as they are.
+    p = z / z.sum() if (z >= 0).all() and abs(float(z.sum()) - 1) < 1e-3 else z.softmax(-1)
+    return [float(v) for v in p.cpu()]
