@@ -11,4 +11,6 @@ def best_device() -> torch.device:
 
 
 def use_all_cores() -> None:
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    """Every core, unless $DIGITS_THREADS caps it (benchmarks and parallel jobs share the machine)."""
+    cap = os.environ.get("DIGITS_THREADS")
+    torch.set_num_threads(max(1, int(cap) if cap else os.cpu_count() or 1))
