@@ -1,0 +1,197 @@
+"""Encoder embeddings of a split, 2D/3D projections (t-SNE, UMAP, PCA), k-means and cluster quality; also a CLI."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+ENCODERS = ("image", "audio", "fused")
+METHODS = ("tsne", "umap", "pca")
+MAX_POINTS = 10_000
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Embedding:
+    """Vectors of one encoder over sampled points, with a row of metadata per point."""
+
+    encoder: str
+    vectors: np.ndarray  # (n, d) float32, computed in eval mode
+    meta: pd.DataFrame  # digit, prediction, correct, speaker, clip, image_index
+    images: np.ndarray | None  # (n, 28, 28) uint8 for image and fused points, None for audio
+
+
+def load_split(weights: str | Path, root: str | Path, split: str = "test"):
+    """(model, checkpoint, Split) for a checkpoint, with the split standardised by its own feature stats."""
+    from core.checkpoint import load
+    from core.dataset import load_run_data
+
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, not {split!r}")
+    model, ckpt = load(Path(weights))
+    config = ckpt["run_config"]
+    config = replace(config, train=replace(config.train, limit=None, train_fraction=1.0))
+    stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
+    data = load_run_data(config, Path(root), stats=stats)
+    return model, ckpt, getattr(data, split)
+
+
+@torch.inference_mode()
+def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int = 1000) -> Embedding:
+    """Embeddings of up to n points: images (image), unique clips (audio) or image+clip pairs (fused)."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, not {encoder!r}")
+    needed = ("image", "audio") if encoder == "fused" else (encoder,)
+    if any(m not in model.modalities for m in needed):
+        raise ValueError(f"this model has no {encoder} embedding (it was trained on {' and '.join(model.modalities)})")
+    model.eval()
+    rng = np.random.default_rng(seed)
+    n = int(min(max(1, n), MAX_POINTS))
+    if encoder == "audio":
+        rows = np.sort(rng.permutation(len(data.clip_labels))[:n])
+        clips, images = rows, None
+    else:
+        rows = np.sort(rng.permutation(len(data.labels))[:n])
+        clips, images = data.pairing[rows], rows
+    vecs, preds = [], []
+    for start in range(0, len(rows), batch):
+        img = torch.from_numpy(data.images[images[start:start + batch]]) if images is not None else None
+        aud = torch.from_numpy(data.clips[clips[start:start + batch], 0]) if encoder != "image" else None
+        vecs.append(model.embeddings(image=img, audio=aud)[encoder].float().numpy())
+        logits = model(image=img, audio=aud)
+        head = logits.get(encoder, logits.get("fused"))  # a model without per-modality heads predicts nothing alone
+        preds.append(head.argmax(1).numpy() if head is not None else np.full(len(vecs[-1]), -1))
+    labels = data.clip_labels[clips] if encoder == "audio" else data.labels[rows]
+    pred = np.concatenate(preds)
+    meta = pd.DataFrame({
+        "digit": labels.astype(int), "prediction": pred.astype(int), "correct": labels == pred,
+        "speaker": data.clip_speakers[clips], "clip": data.clip_names[clips],
+        "image_index": rows if images is not None else -1,
+    })
+    pics = (np.clip(data.images[rows], 0, 1) * 255).astype(np.uint8) if images is not None else None
+    return Embedding(encoder, np.concatenate(vecs).astype(np.float32), meta, pics)
+
+
+def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: float = 30.0, n_neighbors: int = 15,
+            min_dist: float = 0.1, seed: int = 0, progress: Progress | None = None) -> np.ndarray:
+    """(n, dims) coordinates; progress(fraction, message) is called while t-SNE optimises."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if dims not in (2, 3):
+        raise ValueError("dims must be 2 or 3")
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) < 5:
+        raise ValueError("need at least 5 points to project")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=dims, random_state=seed).fit_transform(x).astype(np.float32)
+    if method == "umap":
+        import umap
+
+        if progress:
+            progress(0.1, "UMAP: building the neighbour graph")
+        model = umap.UMAP(n_components=dims, n_neighbors=int(min(n_neighbors, len(x) - 1)), min_dist=min_dist,
+                          random_state=seed, n_jobs=1)
+        return model.fit_transform(x).astype(np.float32)
+    return _tsne(x, dims, perplexity, seed, progress)
+
+
+def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None) -> np.ndarray:
+    from openTSNE import TSNE
+
+    iters = {"early": 250, "normal": 500}
+    perplexity = float(min(perplexity, (len(x) - 1) / 3))
+    done = {"n": 0}
+
+    def callback(iteration, error, embedding):
+        done["n"] += 25
+        if progress:
+            progress(min(0.99, done["n"] / sum(iters.values())), f"t-SNE: iteration {done['n']} of {sum(iters.values())}")
+        return False
+
+    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=1,
+                early_exaggeration_iter=iters["early"], n_iter=iters["normal"],
+                negative_gradient_method="fft" if dims == 2 else "bh",
+                callbacks=callback, callbacks_every_iters=25, verbose=False)
+    return np.asarray(tsne.fit(x), dtype=np.float32)
+
+
+def kmeans(x: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=int(min(k, len(x))), n_init=4, random_state=seed).fit_predict(x).astype(int)
+
+
+def cluster_quality(x: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 0) -> dict[str, float]:
+    """How well k-means on the embedding recovers the digits (ARI, NMI) and how separated they are (silhouette)."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+
+    clusters = kmeans(x, k, seed)
+    sample = min(len(x), 3000)
+    sil = silhouette_score(x, labels, sample_size=sample, random_state=seed) if len(set(labels)) > 1 else float("nan")
+    return {"ARI": float(adjusted_rand_score(labels, clusters)), "NMI": float(normalized_mutual_info_score(labels, clusters)),
+            "silhouette": float(sil)}
+
+
+def neighbours(x: np.ndarray, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and Euclidean distances of the k nearest other points to x[index], nearest first."""
+    d = np.linalg.norm(x - x[index], axis=1)
+    d[index] = np.inf
+    order = np.argsort(d)[: min(k, len(x) - 1)]
+    return order, d[order]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core import paths
+    from core.errors import DigitsError
+
+    p = argparse.ArgumentParser(prog="python -m core.embeddings", description="Project encoder embeddings; export to CSV.")
+    p.add_argument("--weights", default=str(paths.DEFAULT_WEIGHTS), help="checkpoint (default: weights/default.pt)")
+    p.add_argument("--data-dir", default=None, help="dataset root (default: $DIGITS_DATA_DIR, else data/)")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
+    p.add_argument("--encoder", choices=ENCODERS, default="image", help="which embedding (default: image)")
+    p.add_argument("--n", type=int, default=1000, help=f"number of points, at most {MAX_POINTS} (default: 1000)")
+    p.add_argument("--method", choices=METHODS, default="tsne", help="projection (default: tsne)")
+    p.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2D or 3D (default: 2)")
+    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default: 30)")
+    p.add_argument("--neighbors", type=int, default=15, help="UMAP n_neighbors (default: 15)")
+    p.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default: 0.1)")
+    p.add_argument("--k", type=int, default=10, help="k-means clusters (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--quality", action="store_true", help="print ARI/NMI/silhouette for every encoder and exit")
+    p.add_argument("--out", default=None, help="CSV to write (default: print to stdout)")
+    args = p.parse_args(argv)
+    try:
+        model, _, data = load_split(args.weights, paths.data_dir(args.data_dir), args.split)
+        if args.quality:
+            for enc in ENCODERS:
+                if enc == "fused" and len(model.modalities) < 2 or enc != "fused" and enc not in model.modalities:
+                    continue
+                e = compute(model, data, enc, args.n, args.seed)
+                q = cluster_quality(e.vectors, e.meta["digit"].to_numpy(), args.k, args.seed)
+                print(f"{enc:>6}: " + "  ".join(f"{k} {v:.3f}" for k, v in q.items()) + f"  (n={len(e.meta)})")
+            return 0
+        e = compute(model, data, args.encoder, args.n, args.seed)
+        start = time.perf_counter()
+        xy = project(e.vectors, args.method, args.dims, args.perplexity, args.neighbors, args.min_dist, args.seed)
+        print(f"{args.method} of {len(xy)} points in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    except (DigitsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    table = e.meta.assign(cluster=kmeans(e.vectors, args.k, args.seed))
+    for i, axis in enumerate("xyz"[: args.dims]):
+        table[axis] = xy[:, i]
+    table.to_csv(args.out or sys.stdout, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages: active model, sidebar, charts."""

@@ -1,0 +1,82 @@
+"""Plotly figures for the pages: probabilities, what the model sees, embeddings, curves, confusion."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+DIGITS = [str(d) for d in range(10)]
+HEAD_COLOURS = {"fused": "#7c3aed", "image": "#0ea5e9", "audio": "#f97316"}
+SMALL = dict(margin=dict(l=10, r=10, t=36, b=10))
+
+
+def probabilities(probs: list[float], head: str) -> go.Figure:
+    top = int(np.argmax(probs))
+    colours = [HEAD_COLOURS[head] if d == top else "#cbd5e1" for d in range(10)]
+    fig = go.Figure(go.Bar(x=DIGITS, y=probs, marker_color=colours, hovertemplate="digit %{x}: %{y:.1%}<extra></extra>"))
+    fig.update_layout(title=f"{head.capitalize()} head", height=220, yaxis=dict(range=[0, 1], tickformat=".0%"),
+                      xaxis=dict(type="category"), **SMALL)
+    return fig
+
+
+def image28(img: np.ndarray) -> go.Figure:
+    fig = px.imshow(img, color_continuous_scale="gray", zmin=0, zmax=1)
+    fig.update_layout(title="28×28 input", height=240, coloraxis_showscale=False, **SMALL)
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    return fig
+
+
+def waveform(samples: np.ndarray, rate: int = 8000) -> go.Figure:
+    t = np.arange(len(samples)) / rate
+    step = max(1, len(samples) // 2000)
+    fig = go.Figure(go.Scatter(x=t[::step], y=samples[::step], mode="lines", line=dict(width=1, color=HEAD_COLOURS["audio"])))
+    fig.update_layout(title="1 s window at 8 kHz", height=200, xaxis_title="seconds", **SMALL)
+    return fig
+
+
+def mfcc(features: np.ndarray) -> go.Figure:
+    labels = [f"MFCC {i}" for i in range(1, 13)] + ["log energy"]
+    fig = go.Figure(go.Heatmap(z=np.asarray(features).T, y=labels, x=list(range(features.shape[0])), colorscale="Viridis",
+                               colorbar=dict(thickness=10)))
+    fig.update_layout(title="39 frames × 13 features", height=240, xaxis_title="frame (25 ms hop)", **SMALL)
+    return fig
+
+
+def embedding_scatter(df: pd.DataFrame, colour: str, dims: int) -> go.Figure:
+    df = df.assign(**{colour: df[colour].astype(str)}) if colour != "correct" else df.assign(
+        correct=np.where(df["correct"], "correct", "misclassified"))
+    hover = {"digit": True, "prediction": True, "cluster": True, "row": True, "x": False, "y": False}
+    order = {colour: sorted(df[colour].unique(), key=lambda v: (len(v), v))}
+    common = dict(color=colour, hover_data=hover, custom_data=["row"], category_orders=order,
+                  color_discrete_sequence=px.colors.qualitative.T10 if colour != "correct" else ["#16a34a", "#dc2626"])
+    if dims == 3:
+        fig = px.scatter_3d(df, x="x", y="y", z="z", **{**common, "hover_data": {**hover, "z": False}})
+        fig.update_traces(marker=dict(size=2.5))
+    else:
+        fig = px.scatter(df, x="x", y="y", **common)
+        fig.update_traces(marker=dict(size=5, opacity=0.8))
+        fig.update_xaxes(showticklabels=False, title=None).update_yaxes(showticklabels=False, title=None)
+    fig.update_layout(height=600, legend_title_text=colour, margin=dict(l=0, r=0, t=10, b=0))
+    return fig
+
+
+def learning_curves(history: list[dict]) -> go.Figure:
+    h = pd.DataFrame(history)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=h["epoch"], y=h["loss"], name="training loss", yaxis="y2", line=dict(dash="dot", color="#64748b")))
+    for head, colour in HEAD_COLOURS.items():
+        col = f"val_{head}_accuracy"
+        if col in h:
+            fig.add_trace(go.Scatter(x=h["epoch"], y=h[col], name=f"val accuracy {head}", line=dict(color=colour)))
+    fig.update_layout(height=320, xaxis_title="epoch", yaxis=dict(title="validation accuracy (%)"),
+                      yaxis2=dict(title="loss", overlaying="y", side="right"), legend=dict(orientation="h", y=-0.25),
+                      **SMALL)
+    return fig
+
+
+def confusion(matrix: list[list[int]], head: str) -> go.Figure:
+    fig = px.imshow(np.asarray(matrix), x=DIGITS, y=DIGITS, text_auto=True, color_continuous_scale="Blues",
+                    labels=dict(x="predicted", y="true", color="count"))
+    fig.update_layout(title=f"Confusion, {head} head (test split)", height=420, coloraxis_showscale=False, **SMALL)
+    return fig

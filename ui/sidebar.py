@@ -1,0 +1,103 @@
+"""The shared sidebar: which model is active, the retrain form, and the live progress of a training."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import datastatus
+from core.errors import DigitsError
+from core.runs import TrainingBusy, TrainRequest, active_training, cancel, list_runs, run_info, start_training
+from core.trials import TRIALS
+from ui import state
+
+B = TrainRequest.BOUNDS
+
+
+def render() -> None:
+    with st.sidebar:
+        _active_model()
+        st.divider()
+        _retrain_form()
+        _progress_panel()
+
+
+def _active_model() -> None:
+    st.subheader("Active model")
+    finished = [r for r in list_runs() if r.state == "finished"]
+    options = ["default"] + [r.run_id for r in finished]
+    if st.session_state.get("active_run") not in options:
+        st.session_state.active_run = "default"
+
+    def label(run_id: str) -> str:
+        if run_id == "default":
+            return f"Default weights ({state.default_weights().name})"
+        run = next(r for r in finished if r.run_id == run_id)
+        f1 = ((run.summary or {}).get("best") or {}).get("fused", {}).get("macro_f1")
+        return f"{run_id}" + (f" · F1 {f1:.1f}" if f1 is not None else "")
+
+    st.selectbox("Serve predictions with", options, key="active_run", format_func=label,
+                 help="Only finished runs can be made active; the choice holds for this browser session.")
+    p = state.predictor(show_errors=False)
+    if p is not None:
+        st.caption(f"Loaded: {p.config.name} · {' + '.join(p.modalities)}")
+
+
+def _retrain_form() -> None:
+    st.subheader("Retrain")
+    with st.form("retrain"):
+        trial = st.selectbox("Trial preset", list(TRIALS), index=list(TRIALS).index("fused"),
+                             format_func=lambda t: f"{t}: {TRIALS[t].summary}")
+        epochs = st.number_input("Epochs", *B["epochs"], value=3, step=1)
+        batch = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], value=64)
+        lr = st.number_input("Learning rate", *B["lr"], value=1e-3, step=1e-4, format="%.5f")
+        dropout = st.slider("Dropout", *B["dropout"], value=0.3, step=0.05)
+        fraction = st.slider("Fraction of the training data", *B["train_fraction"], value=0.2, step=0.01)
+        seed = st.number_input("Seed", 0, 1_000_000, value=0, step=1)
+        submitted = st.form_submit_button("Start training", type="primary")
+    if submitted:
+        missing = datastatus.missing(state.data_root())
+        if missing:
+            st.error(f"Training needs the datasets: {missing}. Download them on the Explore page.")
+            return
+        request = TrainRequest(trial, int(epochs), int(batch), float(lr), float(dropout), float(fraction), int(seed))
+        try:
+            run_id = start_training(request, data_dir=str(state.data_root()))
+        except TrainingBusy as exc:
+            st.warning(f"Not started: {exc}. One training at a time.")
+        except (ValueError, DigitsError) as exc:
+            st.error(f"Not started: {exc}")
+        else:
+            st.session_state.watch_run = run_id
+            st.success(f"Started {run_id}.")
+
+
+def _progress_panel() -> None:
+    running = active_training()
+    if running:
+        st.session_state.watch_run = running.run_id
+    st.fragment(_panel, run_every=2.0 if running else None)()
+
+
+def _panel() -> None:
+    watched = st.session_state.get("watch_run")
+    if not watched:
+        return
+    try:
+        run = run_info(watched)
+    except DigitsError:
+        return
+    if run.state == "running":
+        total = run.epochs_total or 1
+        st.progress(min(1.0, run.epochs_done / total), text=f"Training {run.trial}: epoch {run.epochs_done} of {total}")
+        if run.history:
+            last = run.history[-1]
+            st.caption(f"loss {last.get('loss')} · val F1 fused {last.get('val_fused_macro_f1', '–')} · "
+                       f"{last.get('seconds')} s/epoch")
+        if st.button("Cancel training", key="cancel_training"):
+            cancel(run.run_id)
+            st.info("Cancelling…")
+        return
+    if st.session_state.get("seen_end") != watched:
+        st.session_state.seen_end = watched
+        st.rerun(scope="app")  # the run just ended: refresh the leaderboard and the model list
+    message = {"finished": st.success, "cancelled": st.warning}.get(run.state, st.error)
+    message(f"Last training {run.run_id}: {run.state}" + (f" ({run.error})" if run.error else ""))
