@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core import limits
 from core.errors import InvalidInput
 
 SAMPLE_RATE = 8000
@@ -15,12 +16,17 @@ HOP_LENGTH = 200  # 25 ms
 N_FRAMES = 1 + (WINDOW_SAMPLES - FRAME_LENGTH) // HOP_LENGTH  # 39, frames fully inside the window
 N_COEFFS = 13  # 12 MFCC + log energy
 FEATURE_DIM = N_FRAMES * N_COEFFS  # 507
-MIN_SECONDS, MAX_SECONDS = 0.05, 30.0
+MIN_SECONDS, MAX_SECONDS = limits.MIN_AUDIO_SECONDS, limits.MAX_AUDIO_SECONDS
 PEAK = 0.5
 # A real microphone never records digital zeros; a faint noise floor keeps log energy finite and
 # makes FSDD's silence padding look like a quiet room.
 NOISE_FLOOR = 1e-3
 TRIM_TOP_DB = 30.0
+VAD_MARGIN_DB = 8.0  # speech must rise this far above the quietest 100 ms (the room)
+VAD_FLOOR_FRAMES = 16  # 16 hops of 6.25 ms: the 100 ms stretch that estimates the room's level
+VAD_CAP_DB = 24.0  # ... but the threshold never rises above peak - VAD_CAP_DB: quiet consonants are speech
+VAD_ROOM_S = 0.3  # this much audio near the floor means a room around the word, not a quiet tail
+VAD_GAP_S = 0.15  # pauses inside a word ("six", "eight") are shorter than this
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:
@@ -30,19 +36,32 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
-        return samples, int(rate)
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            _check_header(f.frames, f.samplerate, f.channels)  # before decoding: a small FLAC can hold hours
+            return f.read(dtype="float32", always_2d=False), int(f.samplerate)
+    except InvalidInput:
+        raise
     except Exception:  # noqa: BLE001 - soundfile raises several types; fall back to librosa/audioread
         pass
     try:
         import librosa
 
-        samples, rate = librosa.load(io.BytesIO(data), sr=None, mono=False)
+        # duration caps the decode; to_mono_8k then refuses anything that reached it
+        samples, rate = librosa.load(io.BytesIO(data), sr=None, mono=False, duration=MAX_SECONDS + 1)
         return samples.T.astype(np.float32), int(rate)
     except Exception as exc:  # noqa: BLE001
         raise InvalidInput(
             "Could not read this audio file. Use WAV, FLAC, OGG or MP3 holding a recording of one digit."
         ) from exc
+
+
+def _check_header(frames: int, rate: int, channels: int) -> None:
+    if not limits.MIN_SAMPLE_RATE <= rate <= limits.MAX_SAMPLE_RATE:
+        raise InvalidInput(f"Sample rate {rate} Hz is not a usable audio rate.")
+    if channels > limits.MAX_AUDIO_CHANNELS:
+        raise InvalidInput(f"The recording has {channels} channels; the limit is {limits.MAX_AUDIO_CHANNELS}.")
+    if frames / rate > MAX_SECONDS:
+        raise InvalidInput(f"The recording is {frames / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s for one digit.")
 
 
 def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -53,7 +72,7 @@ def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
     if samples.dtype.kind in "iu":
         info = np.iinfo(samples.dtype)
         samples = (samples.astype(np.float64) - (info.max + info.min + 1) / 2) / (info.max - info.min + 1) * 2
-    if rate is None or not 1000 <= int(rate) <= 384000:
+    if rate is None or not limits.MIN_SAMPLE_RATE <= int(rate) <= limits.MAX_SAMPLE_RATE:
         raise InvalidInput(f"Sample rate {rate} Hz is not a usable audio rate.")
     if samples.ndim == 2:
         # soundfile gives (frames, channels); treat the shorter axis as channels either way.
@@ -62,7 +81,7 @@ def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
         raise InvalidInput(f"Audio must be mono or multi-channel samples, not shape {samples.shape}.")
     seconds = len(samples) / rate
     if seconds < MIN_SECONDS:
-        raise InvalidInput(f"The recording is {seconds * 1000:.0f} ms long; say the digit for at least half a second.")
+        raise InvalidInput(f"The recording is {seconds * 1000:.0f} ms long; the shortest usable recording is {MIN_SECONDS * 1000:.0f} ms.")
     if seconds > MAX_SECONDS:
         raise InvalidInput(f"The recording is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s for one digit.")
     if not np.isfinite(samples).all():
@@ -79,15 +98,30 @@ def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def trim_speech(samples: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """The loudest stretch of speech: frames within top_db of the peak, at most one window long."""
-    import librosa
+    """The word around the loudest frame: frames above a threshold set by the peak and the room noise.
 
-    frames = librosa.util.frame(np.pad(samples, (0, max(0, FRAME_LENGTH - len(samples)))), frame_length=FRAME_LENGTH // 4, hop_length=FRAME_LENGTH // 8)
-    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=0) + 1e-12)
-    db = 20 * np.log10(rms / rms.max())
-    loud = np.flatnonzero(db > -top_db)
-    hop = FRAME_LENGTH // 8
-    start, end = loud[0] * hop, min(len(samples), loud[-1] * hop + FRAME_LENGTH // 4)
+    Behaves the same on FSDD's tightly cut clips and on a recording with seconds of room noise around
+    the word: the threshold is top_db below the peak, raised to VAD_MARGIN_DB above the quietest
+    100 ms when the room is louder than that; gaps up to VAD_GAP_S (the stop in "six") stay inside."""
+    hop, size = FRAME_LENGTH // 8, FRAME_LENGTH // 4
+    padded = np.pad(samples, (0, max(0, size - len(samples))))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop]
+    db = 10 * np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
+    db -= db.max()
+    smooth = np.convolve(db, np.ones(VAD_FLOOR_FRAMES) / VAD_FLOOR_FRAMES, mode="valid") if len(db) > VAD_FLOOR_FRAMES else db
+    floor = float(smooth.min())
+    threshold = max(-top_db, min(floor + VAD_MARGIN_DB, -VAD_CAP_DB))
+    if (db < floor + VAD_MARGIN_DB / 2).sum() * hop >= VAD_ROOM_S * SAMPLE_RATE:
+        threshold = max(threshold, floor + VAD_MARGIN_DB)  # a long stretch at the floor: that is the room
+    loud = db > threshold
+    peak, gap = int(np.argmax(db)), int(VAD_GAP_S * SAMPLE_RATE / hop)
+    first = last = peak
+    # Walk out from the peak; a quiet stretch longer than gap ends the word on that side.
+    while first > 0 and loud[max(0, first - gap) : first].any():
+        first = max(0, first - gap) + int(np.flatnonzero(loud[max(0, first - gap) : first])[0])
+    while last < len(db) - 1 and loud[last + 1 : last + 1 + gap].any():
+        last = last + 1 + int(np.flatnonzero(loud[last + 1 : last + 1 + gap])[-1])
+    start, end = first * hop, min(len(samples), last * hop + size)
     speech = samples[start:end]
     if len(speech) > WINDOW_SAMPLES:
         # Keep the one-second stretch holding the most energy.
@@ -108,14 +142,20 @@ def place_in_window(speech: np.ndarray, offset: int | None = None, rng: np.rando
     return window
 
 
-def mfcc_features(window: np.ndarray) -> np.ndarray:
-    """39 frames x 13: MFCC 1-12 and the log energy of each 50 ms frame (25 ms hop), float32."""
+def mfcc_features(window: np.ndarray, warp: float = 1.0) -> np.ndarray:
+    """39 frames x 13: MFCC 1-12 and the log energy of each 50 ms frame (25 ms hop), float32.
+
+    warp != 1 stretches the spectrum's frequency axis (vocal tract length perturbation): formants and
+    pitch move together, as between a child, a woman and a man, while the timing stays."""
     import librosa
 
-    mfcc = librosa.feature.mfcc(
-        y=window, sr=SAMPLE_RATE, n_mfcc=N_COEFFS, n_fft=FRAME_LENGTH, hop_length=HOP_LENGTH,
-        win_length=FRAME_LENGTH, center=False, n_mels=40, fmax=SAMPLE_RATE / 2,
-    )[1:]  # c0 duplicates the energy term, which we compute directly
+    spec = np.abs(librosa.stft(window, n_fft=FRAME_LENGTH, hop_length=HOP_LENGTH, win_length=FRAME_LENGTH,
+                               center=False)) ** 2
+    if abs(warp - 1) > 1e-6:
+        bins = np.arange(spec.shape[0], dtype=np.float64)
+        spec = np.stack([np.interp(bins / warp, bins, col) for col in spec.T], axis=1)
+    mel = librosa.feature.melspectrogram(S=spec, sr=SAMPLE_RATE, n_fft=FRAME_LENGTH, n_mels=40, fmax=SAMPLE_RATE / 2)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_COEFFS)[1:]  # c0 duplicates the energy term
     frames = librosa.util.frame(window, frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)
     log_energy = np.log((frames.astype(np.float64) ** 2).sum(axis=0) + 1e-10)
     return np.concatenate([mfcc.T, log_energy[:, None]], axis=1).astype(np.float32)
@@ -134,6 +174,19 @@ class Augmentation:
     gain_db: tuple[float, float] = (-12.0, 0.0)
     snr_db: tuple[float, float] = (10.0, 40.0)  # white-ish room noise over the whole window
     noise_probability: float = 0.7
+    warp: tuple[float, float] = (1.0, 1.0)  # frequency-axis stretch (vocal tract length), see mfcc_features
+    time_masks: int = 0  # SpecAugment: this many masks of up to max_time_mask frames each
+    max_time_mask: int = 4
+    coef_masks: int = 0  # ... and of up to max_coef_mask cepstral coefficients (never the energy)
+    max_coef_mask: int = 2
+
+
+# Named presets, so a FeatureConfig can pick one and each lever can be measured alone.
+AUGMENTATIONS = {
+    "basic": Augmentation(),
+    "warp": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.15)),
+    "voice": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.15), snr_db=(5.0, 40.0), time_masks=2, coef_masks=1),
+}
 
 
 def augmented_window(speech: np.ndarray, rng: np.random.Generator, aug: Augmentation = Augmentation()) -> np.ndarray:
@@ -154,6 +207,21 @@ def augmented_window(speech: np.ndarray, rng: np.random.Generator, aug: Augmenta
         noise = np.convolve(noise, np.ones(4) / 2, mode="same")
         window += (noise / noise.std() * np.sqrt(power / 10 ** (snr / 10))).astype(np.float32)
     return window.astype(np.float32)
+
+
+def augmented_features(speech: np.ndarray, rng: np.random.Generator, aug: Augmentation = Augmentation()) -> np.ndarray:
+    """One random (39, 13) view: augmented_window, a vocal tract warp, then SpecAugment-style masks."""
+    features = mfcc_features(augmented_window(speech, rng, aug), warp=float(rng.uniform(*aug.warp)))
+    fill = features.mean(axis=0)  # masked cells get the utterance mean: zero after mean normalisation
+    for _ in range(aug.time_masks):
+        width = int(rng.integers(0, aug.max_time_mask + 1))
+        start = int(rng.integers(0, N_FRAMES - width + 1))
+        features[start : start + width] = fill
+    for _ in range(aug.coef_masks):
+        width = int(rng.integers(0, aug.max_coef_mask + 1))
+        start = int(rng.integers(0, N_COEFFS - 1 - width + 1))
+        features[:, start : start + width] = fill[start : start + width]
+    return features
 
 
 def standardize(features: np.ndarray, mean: np.ndarray, std: np.ndarray, utterance_norm: str = "none") -> np.ndarray:

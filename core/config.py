@@ -53,6 +53,7 @@ class FeatureConfig:
     utterance_norm: str = "none"  # "none", "mean" or "meanvar": per-utterance CMVN before global stats
     augment_views: int = 8  # precomputed random views per training clip (0 = clean only)
     synthetic_voices: bool = False  # add espeak-ng voices to the audio training data
+    augmentation: str = "basic"  # a preset of core.audio.AUGMENTATIONS for the views
 
 
 @dataclass(frozen=True)

@@ -82,13 +82,13 @@ def load_run_data(cfg: RunConfig, root: Path, progress=None,
         tr_img, tr_lab = tr_img[keep], tr_lab[keep]
     te_img, te_lab = load_mnist(root, "test")
 
-    bank = load_fsdd_bank(root, f.augment_views, progress=progress)
+    bank = load_fsdd_bank(root, f.augment_views, progress=progress, augmentation=f.augmentation)
     m_train, m_val, m_test = _clip_masks(bank, cfg)
     train_bank = bank.subset(m_train)
     if f.synthetic_voices:
         from core.voices import synthetic_bank  # optional extra speakers for training only
 
-        train_bank = synthetic_bank(train_bank, f.augment_views)
+        train_bank = synthetic_bank(train_bank, f.augment_views, f.augmentation)
     if stats is None:
         stats = feature_stats(np.concatenate([train_bank.clean[:, None], train_bank.views], 1), f.utterance_norm)
     mean, std = (np.asarray(s, dtype=np.float32) for s in stats)

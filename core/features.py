@@ -13,7 +13,7 @@ import numpy as np
 from core import audio, paths
 from core.data.fsdd import Clip, list_clips
 
-BANK_VERSION = 3  # bump when the feature or augmentation code changes, so stale caches are ignored
+BANK_VERSION = 4  # bump when the feature or augmentation code changes, so stale caches are ignored
 
 
 @dataclass
@@ -34,38 +34,49 @@ class ClipBank:
         return ClipBank(*(getattr(self, f)[mask] for f in ("clean", "views", "digits", "speakers", "takes", "names")))
 
 
-def _clip_features(args: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    path, n_views, seed = args
-    import soundfile as sf
-
-    samples, rate = sf.read(path, dtype="float32")
+def clip_features(samples: np.ndarray, rate: int, n_views: int, seed: int, augmentation: str = "basic"):
+    """Clean (39, 13) features of one recording and n_views augmented views (n_views, 39, 13)."""
     speech = audio.trim_speech(audio.to_mono_8k(samples, rate))
     clean = audio.mfcc_features(audio.place_in_window(speech))
-    rng = np.random.default_rng(seed)
-    views = [audio.mfcc_features(audio.augmented_window(speech, rng)) for _ in range(n_views)]
+    rng, aug = np.random.default_rng(seed), audio.AUGMENTATIONS[augmentation]
+    views = [audio.augmented_features(speech, rng, aug) for _ in range(n_views)]
     return clean, np.stack(views) if views else np.zeros((0, audio.N_FRAMES, audio.N_COEFFS), np.float32)
 
 
-def _key(clips: list[Clip], n_views: int) -> str:
-    h = hashlib.sha1(json.dumps([BANK_VERSION, n_views]).encode())
+def _clip_features(args: tuple[str, int, int, str]) -> tuple[np.ndarray, np.ndarray]:
+    path, n_views, seed, augmentation = args
+    import soundfile as sf
+
+    samples, rate = sf.read(path, dtype="float32")
+    return clip_features(samples, rate, n_views, seed, augmentation)
+
+
+def _key(clips: list[Clip], n_views: int, augmentation: str) -> str:
+    h = hashlib.sha1(json.dumps([BANK_VERSION, n_views, augmentation]).encode())
     for c in clips:
         h.update(f"{c.path.name}:{c.path.stat().st_size}".encode())
     return h.hexdigest()[:16]
 
 
-def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, progress=None) -> ClipBank:
-    """Features for clips; progress(done, total) is called as clips finish."""
-    jobs = [(str(c.path), n_views, int(hashlib.sha1(c.path.name.encode()).hexdigest()[:8], 16)) for c in clips]
+def _map(fn, jobs: list, workers: int | None, progress=None) -> list:
     workers = workers or min(4, os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) <= 50:
+        return [fn(j) for j in jobs]
     results = []
-    if workers > 1 and len(jobs) > 50:
-        with ProcessPoolExecutor(workers) as pool:
-            for i, r in enumerate(pool.map(_clip_features, jobs, chunksize=32)):
-                results.append(r)
-                if progress and i % 100 == 0:
-                    progress(i, len(jobs))
-    else:
-        results = [_clip_features(j) for j in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        for i, r in enumerate(pool.map(fn, jobs, chunksize=32)):
+            results.append(r)
+            if progress and i % 100 == 0:
+                progress(i, len(jobs))
+    return results
+
+
+def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, progress=None,
+                 augmentation: str = "basic") -> ClipBank:
+    """Features for clips; progress(done, total) is called as clips finish."""
+    jobs = [(str(c.path), n_views, int(hashlib.sha1(c.path.name.encode()).hexdigest()[:8], 16), augmentation)
+            for c in clips]
+    results = _map(_clip_features, jobs, workers, progress)
     return ClipBank(
         clean=np.stack([r[0] for r in results]),
         views=np.stack([r[1] for r in results]),
@@ -76,18 +87,23 @@ def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, pr
     )
 
 
-def load_fsdd_bank(root: Path, n_views: int, progress=None) -> ClipBank:
-    """The cached bank for root's FSDD recordings, computing and caching it on first use."""
-    clips = list_clips(root)
-    cache = paths.feature_cache_dir() / f"fsdd_{_key(clips, n_views)}.npz"
+def cached_bank(cache: Path, compute) -> ClipBank:
+    """The ClipBank stored at cache, else compute() it and store it there."""
     if cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as z:
                 return ClipBank(**{k: z[k] for k in z.files})
         except (OSError, ValueError, KeyError):
             cache.unlink(missing_ok=True)
-    bank = compute_bank(clips, n_views, progress=progress)
+    bank = compute()
     from core.io import atomic_write
 
     atomic_write(cache, lambda f: np.savez(f, **bank.__dict__))
     return bank
+
+
+def load_fsdd_bank(root: Path, n_views: int, progress=None, augmentation: str = "basic") -> ClipBank:
+    """The cached bank for root's FSDD recordings, computing and caching it on first use."""
+    clips = list_clips(root)
+    cache = paths.feature_cache_dir() / f"fsdd_{_key(clips, n_views, augmentation)}.npz"
+    return cached_bank(cache, lambda: compute_bank(clips, n_views, progress=progress, augmentation=augmentation))

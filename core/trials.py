@@ -92,8 +92,21 @@ SEED_TRIALS: dict[str, Trial] = {
 
 # Our own entries: the try10 design with per-modality heads and augmented audio, and its ablations.
 _OURS = RunConfig(name="fused", train=TrainConfig(epochs=10))
+# Issue 6, a speaker-independent audio encoder: MFCCs as 13 channels convolved over the 39 frames,
+# pooled over time (mean and max) so ~40k weights cannot memorise where and how a speaker talks.
+VOICE_AUDIO = AudioEncoderConfig(
+    heads=((3, 32, 1), (5, 32, 2)), head_pool=None, head_dropout=False,
+    convs=(Conv(3, 64, 1, pool=(2, 2, 0)), Conv(3, 64, 1, pool=None, dropout=True)),
+    fc=(128, 64), fc_dropout=(True, False), temporal_pooling="meanmax", input_layout="frames")
+VOICE_FEATURES = FeatureConfig(utterance_norm="meanvar", augment_views=8, synthetic_voices=True, augmentation="voice")
+_VOICE = replace(_OURS, name="voice", model=replace(_OURS.model, audio=VOICE_AUDIO, modalities=("audio",)),
+                 features=VOICE_FEATURES, train=TrainConfig(epochs=3, batch_size=64))
 OUR_TRIALS: dict[str, Trial] = {
-    "fused": Trial(_OURS, None, None, "try10 + per-modality heads + audio augmentation"),
+    # The app's default: the try10 image encoder beside the voice recipe's audio encoder and features.
+    "fused": Trial(replace(_OURS, model=replace(_OURS.model, audio=VOICE_AUDIO), features=VOICE_FEATURES,
+                           train=TrainConfig(epochs=3, batch_size=64)),
+                   None, None, "try10 image encoder + the voice audio encoder and features, per-modality heads"),
+    "voice": Trial(_VOICE, None, None, "audio alone: time-pooled encoder, CMVN, voice augmentation, espeak-ng voices"),
     "image_only": Trial(replace(_OURS, name="image_only", model=replace(_OURS.model, modalities=("image",))),
                         None, None, "ablation: the try10 image encoder alone"),
     "audio_only": Trial(replace(_OURS, name="audio_only", model=replace(_OURS.model, modalities=("audio",))),

@@ -1,0 +1,86 @@
+"""Synthetic speakers for training: espeak-ng voices saying the ten digits, rendered to 8 kHz features."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from core import paths
+from core.errors import DigitsError
+from core.features import BANK_VERSION, ClipBank, _clip_features, _map, cached_bank
+
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")
+# Human-sounding variants only: whispers, robots and croaks are not voices a user will have.
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
+            "Andy", "Annie", "adam", "Alex", "Alicia", "david", "ed", "edward", "john", "linda", "max", "Michael",
+            "paul", "steph", "belinda", "robert", "quincy", "travis", "norbert", "iven", "Denis", "anika", "shelby",
+            "Lee", "Mike", "zac", "rob", "aunty", "benjamin", "caleb", "victor", "Gene", "grandma")
+N_VOICES = len(VARIANTS)
+RENDITIONS = 2  # takes per voice and digit, each at its own speed and pitch
+
+
+class EspeakMissing(DigitsError, RuntimeError):
+    """espeak-ng is not installed, so synthetic voices cannot be rendered."""
+
+
+def voice_names(n: int = N_VOICES) -> list[str]:
+    """n espeak-ng voices: each variant once, with the accents taken in turn."""
+    return [f"{ACCENTS[i % len(ACCENTS)]}+{VARIANTS[i]}" for i in range(min(n, len(VARIANTS)))]
+
+
+def _espeak() -> str:
+    exe = shutil.which("espeak-ng")
+    if not exe:
+        raise EspeakMissing("espeak-ng is not installed; `apt-get install espeak-ng`, or set synthetic_voices=False")
+    return exe
+
+
+def render(voice: str, digit: int, take: int, folder: Path) -> Path:
+    """A WAV of voice saying digit (cached in folder); speed and pitch are fixed by (voice, digit, take)."""
+    path = folder / f"{digit}_{voice.replace('+', '_')}_{take}.wav"
+    if not path.exists():
+        rng = np.random.default_rng(int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16))
+        speed, pitch = int(rng.integers(120, 200)), int(rng.integers(20, 80))
+        tmp = path.with_suffix(".tmp.wav")
+        subprocess.run([_espeak(), "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(tmp), WORDS[digit]],
+                       check=True, capture_output=True, timeout=30)
+        tmp.replace(path)
+    return path
+
+
+def render_all(voices: list[str], renditions: int = RENDITIONS, folder: Path | None = None) -> list[tuple[Path, int, str, int]]:
+    """(path, digit, speaker, take) for every voice, digit and take, rendering what is not cached."""
+    folder = folder or paths.feature_cache_dir() / "voices"
+    folder.mkdir(parents=True, exist_ok=True)
+    return [(render(v, d, t, folder), d, f"espeak:{v}", t) for v in voices for d in range(10) for t in range(renditions)]
+
+
+def voices_bank(n_views: int, augmentation: str = "basic", n_voices: int = N_VOICES,
+                renditions: int = RENDITIONS, workers: int | None = None) -> ClipBank:
+    """Features of the synthetic clips, computed with the FSDD pipeline and cached under data/cache."""
+    voices = voice_names(n_voices)
+    key = hashlib.sha1(json.dumps([BANK_VERSION, n_views, augmentation, voices, renditions]).encode()).hexdigest()[:16]
+
+    def compute() -> ClipBank:
+        clips = render_all(voices, renditions)
+        jobs = [(str(p), n_views, int(hashlib.sha1(p.name.encode()).hexdigest()[:8], 16), augmentation) for p, *_ in clips]
+        results = _map(_clip_features, jobs, workers)
+        return ClipBank(clean=np.stack([r[0] for r in results]), views=np.stack([r[1] for r in results]),
+                        digits=np.array([c[1] for c in clips], dtype=np.int64), speakers=np.array([c[2] for c in clips]),
+                        takes=np.array([c[3] for c in clips], dtype=np.int64), names=np.array([c[0].name for c in clips]))
+
+    return cached_bank(paths.feature_cache_dir() / f"voices_{key}.npz", compute)
+
+
+def concat(a: ClipBank, b: ClipBank) -> ClipBank:
+    return ClipBank(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("clean", "views", "digits", "speakers", "takes", "names")))
+
+
+def synthetic_bank(train_bank: ClipBank, n_views: int, augmentation: str = "basic", n_voices: int = N_VOICES) -> ClipBank:
+    """train_bank followed by the synthetic voices' clips (training data only; FSDD stays the test set)."""
+    return concat(train_bank, voices_bank(n_views, augmentation, n_voices))

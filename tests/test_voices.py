@@ -1,0 +1,112 @@
+"""Issue 6: espeak-ng voices, trimming that ignores the room, the LOSO plumbing and the voice encoder."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from core import audio
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_render_two_voices_two_digits(tmp_path):
+    from core import features, voices
+
+    names = voices.voice_names(2)
+    assert len(set(names)) == 2 and all("+" in n for n in names)
+    clips = [(voices.render(v, d, 0, tmp_path), d, v) for v in names for d in (1, 7)]
+    feats = {}
+    for path, digit, voice in clips:
+        samples, rate = sf.read(path, dtype="float32")
+        assert rate > audio.SAMPLE_RATE and 0.2 < len(samples) / rate < 2.0  # one spoken word
+        clean, views = features.clip_features(samples, rate, n_views=2, seed=0, augmentation="voice")
+        assert clean.shape == (audio.N_FRAMES, audio.N_COEFFS) and views.shape == (2, audio.N_FRAMES, audio.N_COEFFS)
+        assert np.isfinite(views).all()
+        feats[voice, digit] = clean
+    # Different words by the same voice differ more than nothing at all; renders are cached, not redone.
+    assert not np.allclose(feats[names[0], 1], feats[names[0], 7])
+    before = clips[0][0].stat().st_mtime_ns
+    assert voices.render(names[0], 1, 0, tmp_path).stat().st_mtime_ns == before
+
+
+def test_missing_espeak_is_a_clear_error(monkeypatch, tmp_path):
+    from core import voices
+
+    monkeypatch.setattr(voices.shutil, "which", lambda name: None)
+    with pytest.raises(voices.EspeakMissing, match="espeak-ng is not installed"):
+        voices.render("en-us+m1", 3, 0, tmp_path)
+
+
+@pytest.mark.parametrize("snr_db", [40.0, 30.0])
+def test_trim_is_the_same_on_a_tight_clip_and_one_in_a_noisy_room(wav_path, snr_db):
+    samples, rate = sf.read(wav_path, dtype="float32")
+    tight = audio.to_mono_8k(samples, rate)
+    rng = np.random.default_rng(1)
+    second = audio.SAMPLE_RATE
+    loudest = np.sqrt(np.max(np.convolve(tight**2, np.ones(400) / 400, mode="valid")))
+    noise = rng.normal(0, 1, len(tight) + 2 * second)
+    noise *= loudest / noise.std() / 10 ** (snr_db / 20)
+    padded = (np.concatenate([np.zeros(second), tight, np.zeros(second)]) + noise).astype(np.float32)
+    a = audio.trim_speech(tight)
+    b = audio.trim_speech(audio.to_mono_8k(padded, audio.SAMPLE_RATE))
+    assert len(b) < len(tight) + 0.1 * second  # the second of room on each side is gone
+    assert abs(len(a) - len(b)) < 0.06 * second
+    fa, fb = (audio.mfcc_features(audio.place_in_window(x)) for x in (a, b))
+    assert np.corrcoef(fa.ravel(), fb.ravel())[0, 1] > 0.9
+
+
+def test_trim_keeps_a_pause_inside_the_word_and_drops_a_far_click():
+    rate = audio.SAMPLE_RATE
+    t = np.arange(int(0.2 * rate)) / rate
+    syllable = (0.3 * np.sin(2 * np.pi * 200 * t) * np.hanning(len(t))).astype(np.float32)
+    rng = np.random.default_rng(0)
+    word = np.concatenate([syllable, np.zeros(int(0.08 * rate)), syllable])  # a short stop, as in "six"
+    click = np.zeros(int(0.6 * rate), np.float32)
+    click[-40:] = 0.2
+    signal = np.concatenate([word, click]) + rng.normal(0, 1e-3, len(word) + len(click))
+    kept = audio.trim_speech(signal.astype(np.float32))
+    assert 0.4 * rate < len(kept) < 0.55 * rate
+
+
+def test_voice_views_differ_and_masks_fill_with_the_mean():
+    rate = audio.SAMPLE_RATE
+    speech = (0.3 * np.sin(2 * np.pi * 180 * np.arange(int(0.4 * rate)) / rate)).astype(np.float32)
+    aug = audio.Augmentation(time_masks=1, max_time_mask=5, coef_masks=0, noise_probability=0.0, warp=(0.9, 1.1))
+    views = [audio.augmented_features(speech, np.random.default_rng(s), aug) for s in range(3)]
+    assert not np.allclose(views[0], views[1])
+    warped = audio.mfcc_features(audio.place_in_window(speech), warp=1.1)
+    assert not np.allclose(warped, audio.mfcc_features(audio.place_in_window(speech)))
+
+
+def test_loso_config_and_a_tiny_loso_run(data_root):
+    from core.loso import loso_audio, loso_config
+    from core.trials import get_trial
+
+    base = get_trial("voice").config
+    cfg = loso_config(base, "theo", epochs=1, limit=20)
+    assert cfg.train.split == "loso" and cfg.train.held_out_speaker == "theo" and cfg.train.limit == 20
+    assert cfg.model.modalities == ("audio",) and cfg.train.epochs == 1
+    # A cheap recipe: the voice encoder on clean FSDD features only, one speaker, one epoch.
+    small = base.__class__(name="tiny", model=base.model, train=base.train,
+                           features=base.features.__class__(utterance_norm="meanvar", augment_views=0))
+    result = loso_audio(small, data_root, epochs=1, limit=20, speakers=("theo",))
+    assert set(result["per_speaker"]) == {"theo"} and 0 <= result["mean"] <= 100
+    assert result["min"] == result["mean"] and result["recipe"] == "tiny"
+
+
+def test_voice_encoder_builds_and_pools_over_time():
+    from core.models import DigitClassifier, count_parameters
+    from core.trials import OUR_TRIALS, SEED_TRIALS
+
+    assert {f"try{i}" for i in range(1, 14)} <= set(SEED_TRIALS)
+    voice = OUR_TRIALS["voice"].config
+    model = DigitClassifier(voice.model).eval()
+    assert voice.model.audio.input_layout == "frames" and voice.model.audio.temporal_pooling == "meanmax"
+    assert count_parameters(model) < 500_000  # the seed's audio encoder alone has over six million
+    x = torch.randn(2, audio.N_FRAMES, audio.N_COEFFS)
+    assert model(audio=x)["audio"].shape == (2, 10)
+    fused = DigitClassifier(OUR_TRIALS["fused"].config.model)
+    assert fused.modalities == ("image", "audio") and fused.cfg.audio == voice.model.audio
