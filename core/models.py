@@ -10,16 +10,65 @@ from core.config import AudioEncoderConfig, Conv, FusionConfig, ImageEncoderConf
 N_CLASSES = 10
 
 
+# Faster equivalents of MaxPool1d(3, 1, 1) and Dropout, with the same math (no parameters, so
+# checkpoints load either way). False builds the plain torch modules (the benchmark's reference).
+FAST_OPS = True
+
+
+class _ShiftMax(torch.autograd.Function):
+    """Stride-1 max over a window of 3: three shifted views instead of max_pool's slow indexed kernel."""
+
+    @staticmethod
+    def forward(ctx, x):
+        p = nn.functional.pad(x, (1, 1), value=float("-inf"))
+        a, b, c = p[..., :-2], p[..., 1:-1], p[..., 2:]
+        out = torch.maximum(torch.maximum(a, b), c)
+        first = a >= out  # the first maximum in the window takes the gradient, as max_pool's argmax
+        second = ~first & (b >= out)
+        ctx.save_for_backward(first, second)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        first, second = ctx.saved_tensors
+        ga, gb = g * first, g * second
+        grad = nn.functional.pad(gb, (1, 1))
+        grad[..., :-2] += ga
+        grad[..., 2:] += g - ga - gb
+        return grad[..., 1:-1]
+
+
+class ShiftMaxPool1d(nn.MaxPool1d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ShiftMax.apply(x)
+
+
+class FastDropout(nn.Dropout):
+    """Dropout with the mask from uniform_ (about 3x faster on CPU than bernoulli_); same distribution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.empty_like(x).uniform_().ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * keep
+
+
+def _dropout(p: float) -> nn.Module:
+    return FastDropout(p) if FAST_OPS else nn.Dropout(p)
+
+
 def _pool(spec, dims: int) -> list[nn.Module]:
     if spec is None:
         return []
     k, s, p = spec
+    if FAST_OPS and dims == 1 and (k, s, p) == (3, 1, 1):
+        return [ShiftMaxPool1d(k, s, p)]
     return [(nn.MaxPool2d if dims == 2 else nn.MaxPool1d)(k, s, p)]
 
 
 def _conv_block(conv: Conv, in_ch: int, dims: int, dropout: float) -> list[nn.Module]:
     layer = (nn.Conv2d if dims == 2 else nn.Conv1d)(in_ch, conv.channels, conv.kernel, padding=conv.padding)
-    return [layer, nn.ReLU(), *_pool(conv.pool, dims), *([nn.Dropout(dropout)] if conv.dropout else [])]
+    return [layer, nn.ReLU(), *_pool(conv.pool, dims), *([_dropout(dropout)] if conv.dropout else [])]
 
 
 def _fc_stack(in_features: int, sizes: tuple[int, ...], drops: tuple[bool, ...], dropout: float) -> nn.Sequential:
@@ -29,7 +78,7 @@ def _fc_stack(in_features: int, sizes: tuple[int, ...], drops: tuple[bool, ...],
         if i < len(sizes) - 1:
             layers.append(nn.ReLU())
         if i < len(drops) and drops[i]:
-            layers.append(nn.Dropout(dropout))
+            layers.append(_dropout(dropout))
         in_features = size
     return nn.Sequential(*layers)
 
@@ -73,7 +122,7 @@ class AudioEncoder(Encoder):
         self.cfg = cfg
         in_ch, length = (1, N_FRAMES * N_COEFFS) if cfg.input_layout == "sequence" else (N_COEFFS, N_FRAMES)
         self.heads = nn.ModuleList(nn.Conv1d(in_ch, c, k, padding=p) for k, c, p in cfg.heads)
-        after = [nn.ReLU(), *_pool(cfg.head_pool, 1), *([nn.Dropout(dropout)] if cfg.head_dropout else [])]
+        after = [nn.ReLU(), *_pool(cfg.head_pool, 1), *([_dropout(dropout)] if cfg.head_dropout else [])]
         ch = sum(c for _, c, _ in cfg.heads)
         for conv in cfg.convs:
             after += _conv_block(conv, ch, 1, dropout)
@@ -107,7 +156,7 @@ class FusionHead(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.BatchNorm1d(in_features)] if cfg.batchnorm else []
         for size in cfg.hidden:
-            layers += [nn.Linear(in_features, size), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(in_features, size), nn.ReLU(), _dropout(dropout)]
             in_features = size
         layers.append(nn.Linear(in_features, N_CLASSES))
         self.net = nn.Sequential(*layers)

@@ -47,6 +47,11 @@ def _loss(outputs: dict, target: torch.Tensor, weight: torch.Tensor | None, aux_
     return total
 
 
+def make_optimizer(model: torch.nn.Module, t) -> torch.optim.Optimizer:
+    """Adam; the fused kernel updates all 6.4M try10 weights in one pass instead of ~10 (same update)."""
+    return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
+
+
 @dataclass
 class Batches:
     """One epoch's shuffled (image, audio, label) batches, audio paired by label with a random view."""
@@ -114,7 +119,7 @@ def fit(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_
     torch.manual_seed(t.seed)
     rng = np.random.default_rng(t.seed)
     model = DigitClassifier(config.model).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    opt = make_optimizer(model, t)
     audio_only = model.modalities == ("audio",)
     labels = data.train.clip_labels if audio_only else data.train.labels
     weight = class_weights(labels).to(device) if t.class_weights else None
