@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.audio import N_COEFFS
 from core.config import RunConfig, from_dict, to_dict
 from core.errors import CheckpointError
 from core.io import atomic_write
@@ -45,7 +46,8 @@ def load_dict(source: Path | bytes) -> dict:
         raise CheckpointError(f"{name}: refused, it is not a plain weights file (it may carry code): {str(exc)[:200]}") from exc
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{name}: not a readable checkpoint (truncated or corrupt): {str(exc)[:200]}") from exc
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+    if (not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS)
+            or not all(isinstance(ckpt[k], dict) for k in ("state_dict", "config", "feature_stats"))):
         raise CheckpointError(f"{name}: not a digits checkpoint (needs keys {', '.join(REQUIRED_KEYS)})")
     return ckpt
 
@@ -55,13 +57,25 @@ def load(source: Path | bytes, device: str | torch.device = "cpu") -> tuple[Digi
     ckpt = load_dict(source)
     try:
         config = from_dict(RunConfig, ckpt["config"])
-        model = DigitClassifier(config.model)
-    except (TypeError, ValueError, KeyError) as exc:
+        with torch.device("meta"):  # shapes only, no memory: a hostile config may ask for billions of weights
+            expected = {k: tuple(v.shape) for k, v in DigitClassifier(config.model).state_dict().items()}
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
         raise CheckpointError(f"the checkpoint's config does not describe a model this code can build: {exc}") from exc
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    state = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in state.items()}
     try:
+        if found != expected:
+            wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+            raise RuntimeError(f"{len(wrong)} tensors missing or of another shape, e.g. {', '.join(wrong[:3])}")
+        model = DigitClassifier(config.model)
         model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"the weights do not fit the architecture in their config: {str(exc)[:300]}") from exc
+    stats = ckpt["feature_stats"]
+    # Wrong statistics would only fail later, inside predict(), as a shape error the user cannot act on.
+    if not all(isinstance(stats.get(k), torch.Tensor) and stats[k].shape == (N_COEFFS,) and torch.isfinite(stats[k]).all()
+               for k in ("mean", "std")) or not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise CheckpointError(f"the checkpoint's feature statistics or weights are malformed (need {N_COEFFS} finite "
+                              "coefficients and finite weights)")
     ckpt["run_config"] = config
     return model.to(device).eval(), ckpt

@@ -7,10 +7,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import InvalidInput
+from core.limits import MAX_IMAGE_PIXELS as MAX_UPLOAD_PIXELS, MIN_IMAGE_SIDE
 
 INK_THRESHOLD = 0.15  # a pixel this bright (after polarity) counts as ink
 MAX_SIDE = 1024  # larger pictures are shrunk first; the digit ends up 20 px anyway
-MAX_UPLOAD_PIXELS = 100_000_000
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -24,7 +24,11 @@ def decode(data: bytes) -> np.ndarray:
             img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEGs decode at reduced size cheaply
             img.thumbnail((MAX_SIDE, MAX_SIDE))
             return np.asarray(img.convert("RGBA"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
+    except InvalidInput:
+        raise  # our own message, not the generic one below (InvalidInput is a ValueError)
+    except Image.DecompressionBombError as exc:  # PIL refuses over ~179 M pixels before our own check
+        raise InvalidInput(f"The picture is too large; the limit is {MAX_UPLOAD_PIXELS:,} pixels.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput("Could not read this file as a picture. Use PNG or JPEG of one digit.") from exc
 
 
@@ -63,6 +67,9 @@ def preprocess(image: np.ndarray) -> np.ndarray:
 
     A 28x28 input is taken as already MNIST-style and only has its polarity and range fixed."""
     gray = to_gray(image)
+    if min(gray.shape) < MIN_IMAGE_SIDE:
+        raise InvalidInput(f"The picture is {gray.shape[1]}x{gray.shape[0]} pixels; a digit needs at least "
+                           f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}.")
     if gray.shape == (28, 28):
         if gray.max() < INK_THRESHOLD:
             raise InvalidInput("The image is blank: draw a digit first.")

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 
 from core import audio as audio_features
+from core import limits
 from core import image as image_features
 from core import paths
 from core.checkpoint import load
 from core.errors import InvalidInput
 
 AudioInput = "tuple[np.ndarray, int] | bytes"
-MAX_AUDIO_BYTES = 20 * 1024 * 1024
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_AUDIO_BYTES = MAX_IMAGE_BYTES = limits.MAX_UPLOAD_BYTES
 
 
 @dataclass

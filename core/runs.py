@@ -15,6 +15,7 @@ from pathlib import Path
 from core import paths
 from core.errors import DigitsError
 from core.io import read_jsonl, write_json
+from core.limits import TRAIN_BOUNDS
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -39,8 +40,7 @@ class TrainRequest:
     train_fraction: float = 0.2
     seed: int = 0
 
-    BOUNDS = {"epochs": (1, 30), "batch_size": (8, 512), "lr": (1e-5, 1e-1), "dropout": (0.0, 0.8),
-              "train_fraction": (0.01, 1.0), "seed": (0, 2**31 - 1)}
+    BOUNDS = TRAIN_BOUNDS
 
     def validate(self) -> "TrainRequest":
         from core.trials import TRIALS
@@ -85,7 +85,7 @@ class RunInfo:
 def safe_run_dir(run_id: str, runs_root: Path | None = None) -> Path:
     """runs_root/run_id, refusing anything that could name a path outside runs_root."""
     root = paths.runs_dir(runs_root)
-    if not isinstance(run_id, str) or not RUN_ID.match(run_id) or run_id in (".", ".."):
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):  # match() allows "x\n"
         raise InvalidRunId(f"{run_id!r} is not a valid run id (letters, digits, '.', '_', '-')")
     path = (root / run_id).resolve()
     if path.parent != root.resolve():
@@ -136,7 +136,9 @@ def list_runs(runs_root: Path | None = None) -> list[RunInfo]:
     root = paths.runs_dir(runs_root)
     if not root.is_dir():
         return []
-    runs = [run_info(p.name, runs_root) for p in root.iterdir() if p.is_dir() and RUN_ID.match(p.name)]
+    # A symlink could point outside runs/ (safe_run_dir refuses it): skip it rather than fail every listing.
+    runs = [run_info(p.name, runs_root) for p in root.iterdir()
+            if p.is_dir() and not p.is_symlink() and RUN_ID.fullmatch(p.name)]
     return sorted(runs, key=lambda r: r.started or 0, reverse=True)
 
 
