@@ -198,3 +198,15 @@ def test_predictor_keeps_working_after_bad_inputs(predictor, clip, digit):
     after = predictor.predict(image=digit, audio=(x, rate))
     assert after.probs == before.probs and after.head == "fused"
     assert prepare_image(digit).shape == (28, 28)
+
+
+def test_readme_states_the_limits():
+    readme = (paths.REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
+    number = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
+    expected = [f"{limits.MAX_UPLOAD_BYTES // limits.MB} MB", f"{limits.MIN_AUDIO_SECONDS * 1000:.0f} ms to "
+                f"{limits.MAX_AUDIO_SECONDS:.0f} s", f"{limits.MAX_SAMPLE_RATE // 1000} kHz",
+                f"up to {limits.MAX_AUDIO_CHANNELS} channels", f"{limits.MIN_IMAGE_SIDE}x{limits.MIN_IMAGE_SIDE}",
+                f"{limits.MAX_IMAGE_PIXELS:,} pixels"]
+    expected += [f"{number(lo)}–{number(hi)}" for lo, hi in limits.TRAIN_BOUNDS.values()]
+    assert [e for e in expected if e not in " ".join(section.split())] == []
