@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import limits, paths
 from core.predict import Predictor
+from core.runs import active_training
 
 APP = str(paths.REPO_ROOT / "app.py")
 
@@ -151,3 +152,21 @@ def test_tampered_run_ids_from_the_session_or_url_stay_inside_runs(served, mnist
 def test_streamlit_upload_cap_matches_core():
     config = tomllib.loads((paths.REPO_ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * limits.MB == limits.MAX_UPLOAD_BYTES
+
+
+def test_a_killed_training_shows_as_interrupted(served, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs, as after kill -9
+    run = tmp_path / "runs" / "20260101-000000-fused-ffffff"
+    run.mkdir()
+    (run / "status.json").write_text(f'{{"state": "running", "pid": {gone.pid}, "started": {time.time()}, "trial": "fused"}}')
+    (run / ".best.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # what a kill during a write leaves
+    at = start(watch_run=run.name)
+    shown(at)
+    assert any("interrupted" in e.value for e in at.sidebar.error), [e.value for e in at.sidebar.error]
+    assert len(at.sidebar.selectbox(key="active_run").options) == 1  # only the default: it cannot be made active
+    assert active_training() is None  # so a new training may start
