@@ -119,7 +119,7 @@ def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Prog
 
     tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=1,
                 early_exaggeration_iter=iters["early"], n_iter=iters["normal"],
-                negative_gradient_method="fft" if dims == 2 else "bh",
+                negative_gradient_method="fft" if dims == 2 and len(x) > 5000 else "bh",  # BH is faster below ~5k
                 callbacks=callback, callbacks_every_iters=25, verbose=False)
     return np.asarray(tsne.fit(x), dtype=np.float32)
 

@@ -1,4 +1,4 @@
-"""Draw a digit and say it: what each encoder sees, and what the image, audio and fused heads predict."""
+"""Draw a digit and say it: what the image, audio and fused heads predict, and what each encoder sees."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,22 +8,23 @@ from streamlit_drawable_canvas import st_canvas
 from core.errors import InvalidInput
 from core.image import INK_THRESHOLD
 from core.microphone import record, unavailable_reason
+import ui
 from ui import charts, examples, state
 
+ui.page_setup()
 st.title("Draw a digit, say it")
-st.caption("Two CNNs read your drawing and your voice; a third head fuses them. Draw with the mouse, then speak.")
+st.caption("Two CNNs read your drawing and your voice; a third head fuses them. Either input alone works too.")
 predictor = state.predictor()
-left, right = st.columns(2, gap="large")
+draw_col, say_col, out_col = st.columns([1, 0.95, 1.5], gap="medium")
 
-with left:
+with draw_col:
     st.subheader("1 · Draw")
-    brush = st.slider("Brush width", 8, 40, 22, key="brush")
-    canvas = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
-                       drawing_mode="freedraw", return_image_data=True, key="canvas")
-    st.caption("Undo, redo and clear are in the canvas toolbar.")
+    canvas = st_canvas(stroke_width=st.session_state.get("brush", 22), stroke_color="#FFFFFF", background_color="#000000",
+                       height=260, width=260, drawing_mode="freedraw", return_image_data=True, key="canvas")
+    st.slider("Brush width", 8, 40, 22, key="brush", help="Hover the canvas for undo, redo and clear.")
     picture = st.file_uploader("…or upload a picture of a digit", type=["png", "jpg", "jpeg", "bmp", "webp"])
 
-with right:
+with say_col:
     st.subheader("2 · Say it")
     spoken = st.audio_input("Record with your browser's microphone", sample_rate=16000, key="mic")
     audio_file = st.file_uploader("…or upload a recording", type=["wav", "flac", "ogg", "mp3", "m4a", "webm"])
@@ -40,7 +41,7 @@ image_in, audio_in = None, None
 example = st.session_state.get("example") or {}
 if picture is not None:
     image_in = picture.getvalue()
-elif canvas.image_data is not None and (np.asarray(canvas.image_data)[..., :3].max() / 255.0) > INK_THRESHOLD:
+elif canvas.image_data is not None and np.asarray(canvas.image_data)[..., :3].max() / 255.0 > INK_THRESHOLD:
     image_in = np.asarray(canvas.image_data)
 elif example.get("image") is not None:
     image_in = example["image"]
@@ -53,39 +54,41 @@ elif st.session_state.get("local_recording") is not None:
 elif example.get("audio") is not None:
     audio_in = example["audio"]
 
+with out_col:
+    st.subheader("3 · Prediction")
+    if predictor is None:
+        st.stop()
+    if image_in is None and audio_in is None:
+        st.info("Draw a digit or record one to see the predictions. Either alone works; both are fused.")
+        st.stop()
+    unread = [m for m, x in (("image", image_in), ("audio", audio_in)) if x is not None and m not in predictor.modalities]
+    if unread:
+        st.warning(f"The active model reads {' and '.join(predictor.modalities)} only; your {unread[0]} is ignored.")
+        image_in, audio_in = (None, audio_in) if unread[0] == "image" else (image_in, None)
+    try:
+        result = predictor.predict(image=image_in, audio=audio_in)
+    except InvalidInput as exc:
+        st.error(f"Cannot read this input: {exc}")
+        st.stop()
+    heads = [h for h in ("fused", "image", "audio") if h in result.digits]
+    if image_in is None or audio_in is None:
+        heads = [h for h in heads if h != "fused"]
+    if result.disagreement and "fused" in heads:
+        d = result.digits
+        side = "image" if d["fused"] == d["image"] else "audio" if d["fused"] == d["audio"] else None
+        st.warning(f"Image and audio disagree: the drawing reads as {d['image']}, the voice as {d['audio']}. "
+                   + (f"The fused head went with the {side}: {d['fused']}." if side else
+                      f"The fused head chose {d['fused']}, neither of them."))
+    elif "fused" in heads:
+        st.success(f"Image and audio agree on {result.digits['fused']}.")
+    for head in heads:
+        card, bars = st.columns([1, 1.7], vertical_alignment="center")
+        card.metric(f"{head.capitalize()} prediction", result.digits[head], f"{max(result.probs[head]):.0%} sure",
+                    delta_color="off", delta_arrow="off", border=True)
+        bars.plotly_chart(charts.probabilities(result.probs[head], head), key=f"probs_{head}")
+
 st.divider()
-if predictor is None:
-    st.stop()
-if image_in is None and audio_in is None:
-    st.info("Draw a digit or record one to see the predictions. Either alone works; both are fused.")
-    st.stop()
-if image_in is not None and "image" not in predictor.modalities or audio_in is not None and "audio" not in predictor.modalities:
-    st.warning(f"The active model reads {' and '.join(predictor.modalities)} only; the other input is ignored.")
-    image_in = image_in if "image" in predictor.modalities else None
-    audio_in = audio_in if "audio" in predictor.modalities else None
-try:
-    result = predictor.predict(image=image_in, audio=audio_in)
-except InvalidInput as exc:
-    st.error(f"Cannot read this input: {exc}")
-    st.stop()
-
-st.subheader("3 · What the model predicts")
-heads = [h for h in ("fused", "image", "audio") if h in result.digits and (h != "fused" or len(result.probs) > 1)]
-if image_in is None or audio_in is None:
-    heads = [h for h in heads if h != "fused"]
-cols = st.columns(3)
-for col, head in zip(cols, heads):
-    col.metric(f"{head.capitalize()} prediction", result.digits[head], f"{max(result.probs[head]):.0%} sure", delta_color="off")
-if result.disagreement and "fused" in result.digits:
-    side = "image" if result.digits["fused"] == result.digits["image"] else "audio" if result.digits["fused"] == result.digits["audio"] else None
-    st.warning(f"Image and audio disagree: the drawing reads as {result.digits['image']}, the voice as "
-               f"{result.digits['audio']}. The fused head went with the {side} ({result.digits['fused']})." if side else
-               f"Image and audio disagree ({result.digits['image']} vs {result.digits['audio']}); the fused head chose "
-               f"{result.digits['fused']}, neither of them.")
-for col, head in zip(st.columns(3), heads):
-    col.plotly_chart(charts.probabilities(result.probs[head], head), key=f"probs_{head}")
-
-st.subheader("4 · What the model sees")
+st.subheader("What the model sees")
 seen = st.columns(3)
 if result.image is not None:
     seen[0].plotly_chart(charts.image28(result.image), key="seen_image")

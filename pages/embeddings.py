@@ -6,13 +6,15 @@ import streamlit as st
 from core.embeddings import ENCODERS, MAX_POINTS
 from core.errors import CheckpointError, DataNotFound, DigitsError
 from core.runs import list_runs
+import ui
 from ui import embed_view, tables
 
+ui.page_setup()
 st.title("Explore the embeddings")
 st.caption("Each point is one test input, placed by what its encoder computed. Tight, separate colours mean the "
            "encoder tells the digits apart without being told.")
 board, _ = tables.leaderboard()
-main, side = st.columns([3, 1], gap="medium")
+main, side = st.columns([2.5, 1.1], gap="medium")
 with side:
     tables.compact(board)
 with main:

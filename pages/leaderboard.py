@@ -5,13 +5,18 @@ import pandas as pd
 import streamlit as st
 
 from core.leaderboard import SEED_TABLE2
+import ui
 from ui import charts, tables
 
+ui.page_setup()
 st.title("Leaderboard")
 st.caption("One row per seed trial (try1–try13), per our own entries, and per training run. Click a column header to "
            "sort; select a row to see its learning curves and confusion matrix.")
 board, rows = tables.leaderboard()
-event = st.dataframe(board, hide_index=True, on_select="rerun", selection_mode="single-row", key="board",
+first = ["entry", "status", "seed F1 (best epoch)", "seed F1 (final)", "F1 fused (best epoch)", "F1 fused", "F1 image",
+         "F1 audio", "acc fused", "acc image", "acc audio", "train time (s)", "epochs"]
+order = [c for c in first if c in board] + [c for c in board if c not in first]
+event = st.dataframe(board, hide_index=True, column_order=order, on_select="rerun", selection_mode="single-row", key="board",
                      column_config={"lr": st.column_config.NumberColumn("lr", format="%.0e"),
                                     "description": st.column_config.TextColumn("description", width="medium")})
 picked = event.selection.rows if event else []

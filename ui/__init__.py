@@ -1,1 +1,19 @@
-"""Streamlit helpers shared by the pages: active model, sidebar, charts."""
+"""Streamlit helpers shared by the pages: page setup (routing guard + shared sidebar), model, charts."""
+import streamlit as st
+
+
+def page_setup() -> None:
+    """First line of every page: make sure app.py routes it, then draw the shared sidebar.
+
+    Streamlit treats an app with a pages/ folder as a legacy (v1) multipage app until st.navigation has run once: the
+    first visit to /embeddings on a fresh server would run the page bare, and in AppTest every run is v1, where
+    widgets created in app.py itself cannot be clicked. So the sidebar is drawn from here, inside the page's run."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    from ui import sidebar
+
+    if PagesManager.uses_pages_directory and not st.session_state.get("_rerouted"):
+        PagesManager.uses_pages_directory = False
+        st.session_state._rerouted = True
+        st.rerun()
+    sidebar.render()

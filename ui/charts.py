@@ -15,8 +15,8 @@ def probabilities(probs: list[float], head: str) -> go.Figure:
     top = int(np.argmax(probs))
     colours = [HEAD_COLOURS[head] if d == top else "#cbd5e1" for d in range(10)]
     fig = go.Figure(go.Bar(x=DIGITS, y=probs, marker_color=colours, hovertemplate="digit %{x}: %{y:.1%}<extra></extra>"))
-    fig.update_layout(title=f"{head.capitalize()} head", height=220, yaxis=dict(range=[0, 1], tickformat=".0%"),
-                      xaxis=dict(type="category"), **SMALL)
+    fig.update_layout(height=130, yaxis=dict(range=[0, 1], tickformat=".0%", nticks=3), xaxis=dict(type="category"),
+                      margin=dict(l=0, r=0, t=4, b=0))
     return fig
 
 

@@ -85,9 +85,10 @@ def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:
     p = df.iloc[int(row)]
     cols = st.columns([1, 1, 3])
     if emb.images is not None:
-        cols[0].image(emb.images[int(row)], width=112, caption=f"digit {p.digit}")
-    cols[1].markdown(f"**digit {p.digit}**  \npredicted **{p.prediction}**  \ncluster {p.cluster}  \n{p.speaker}: `{p.clip}`")
-    wav = Path(root) / "fsdd" / "recordings" / p.clip
+        cols[0].image(emb.images[int(row)], width=112, caption=f"digit {p['digit']}")
+    cols[1].markdown(f"**digit {p['digit']}**  \npredicted **{p['prediction']}**  \ncluster {p['cluster']}  \n"
+                     f"{p['speaker']}: `{p['clip']}`")
+    wav = Path(root) / "fsdd" / "recordings" / p["clip"]
     if wav.is_file():
         cols[1].audio(str(wav))
     idx, dist = E.neighbours(emb.vectors, int(row), 8)

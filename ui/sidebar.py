@@ -43,8 +43,8 @@ def _active_model() -> None:
 
 def _retrain_form() -> None:
     st.subheader("Retrain")
-    with st.form("retrain"):
-        trial = st.selectbox("Trial preset", list(TRIALS), index=list(TRIALS).index("fused"),
+    with st.container(border=True):  # plain widgets, not st.form: AppTest cannot submit a form in the sidebar
+        trial = st.selectbox("Trial preset", list(TRIALS), index=list(TRIALS).index("fused"), key="train_trial",
                              format_func=lambda t: f"{t}: {TRIALS[t].summary}")
         epochs = st.number_input("Epochs", *B["epochs"], value=3, step=1)
         batch = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], value=64)
@@ -52,7 +52,7 @@ def _retrain_form() -> None:
         dropout = st.slider("Dropout", *B["dropout"], value=0.3, step=0.05)
         fraction = st.slider("Fraction of the training data", *B["train_fraction"], value=0.2, step=0.01)
         seed = st.number_input("Seed", 0, 1_000_000, value=0, step=1)
-        submitted = st.form_submit_button("Start training", type="primary")
+        submitted = st.button("Start training", type="primary", key="start_training")
     if submitted:
         missing = datastatus.missing(state.data_root())
         if missing:

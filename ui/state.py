@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from core import paths
-from core.errors import CheckpointError, DigitsError
+from core.errors import CheckpointError, DigitsError, InvalidInput
 from core.predict import Predictor
 from core.runs import weights_of
 
@@ -29,7 +30,22 @@ def data_root() -> Path:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load(path: str, mtime: float) -> Predictor:  # mtime: a rewritten file is loaded again
-    return Predictor.load(path)
+    predictor = Predictor.load(path)
+    _warm_up(predictor)
+    return predictor
+
+
+def _warm_up(predictor: Predictor) -> None:
+    """One throw-away prediction, so librosa's lazy imports happen now and not on the visitor's first word."""
+    t = np.arange(8000) / 16000
+    voice = (0.3 * np.sin(2 * np.pi * 180 * t) * np.sin(np.pi * t / 0.5) ** 2).astype(np.float32)
+    bar = np.zeros((28, 28), np.float32)
+    bar[4:24, 12:16] = 1.0
+    inputs = {"image": bar, "audio": (voice, 16000)}
+    try:
+        predictor.predict(**{m: inputs[m] for m in predictor.modalities})
+    except InvalidInput:
+        pass
 
 
 def active_weights() -> tuple[Path, str]:

@@ -8,7 +8,7 @@ from core import datastatus
 from core.leaderboard import entries
 from ui import state
 
-COMPACT = ["entry", "seed F1 (final)", "F1 fused", "F1 image", "F1 audio", "status"]
+COMPACT = ["entry", "seed F1 (final)", "F1 fused", "status"]
 
 
 def leaderboard() -> tuple[pd.DataFrame, list]:

@@ -1,0 +1,51 @@
+"""Take the README's screenshots in headless chromium: `python docs/screenshots/take.py URL [WAV]` against a running app."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+OUT = Path(__file__).resolve().parent
+
+
+def main(url: str, wav: str | None = None) -> None:
+    args = ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+    if wav:
+        args.append(f"--use-file-for-fake-audio-capture={wav}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        page = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1).new_page()
+        page.goto(url, timeout=120_000)
+        page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
+        canvas = page.locator(".upper-canvas").first
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + 70, box["y"] + 60)
+        page.mouse.down()
+        for x, y in [(140, 60), (210, 60), (180, 140), (150, 220)]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+        page.mouse.up()
+        page.locator('[data-testid="stMetric"]', has_text="Image prediction").wait_for(timeout=60_000)
+        if wav:
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
+            page.wait_for_timeout(2600)
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
+            page.locator('[data-testid="stMetric"]', has_text="Fused prediction").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=OUT / "draw_and_speak.png", full_page=True)
+
+        page.get_by_role("link", name="Explore embeddings").click()
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=300_000)
+        page.wait_for_timeout(2500)
+        page.screenshot(path=OUT / "embeddings.png", full_page=True)
+
+        page.get_by_role("link", name="Leaderboard").click()
+        page.get_by_text("The seed's Table 2").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=OUT / "leaderboard.png", full_page=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

@@ -1,0 +1,122 @@
+"""Real browser (Debian's chromium via Playwright): draw with the mouse, speak through the fake microphone."""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from core import paths
+from core.predict import Predictor
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def weights_for_browser(tiny_weights: Path) -> Path:
+    """The shipped model when there is one (what users get), else the tiny test checkpoint."""
+    return paths.DEFAULT_WEIGHTS if paths.DEFAULT_WEIGHTS.is_file() else tiny_weights
+
+
+def fake_mic_clip(predictor: Predictor, data_root: Path, tmp: Path) -> tuple[Path, int]:
+    """An FSDD test clip at 16 kHz with silence around it (sox), the one the model is surest about of a few."""
+    best = None
+    for name in ["3_jackson_0.wav", "5_theo_1.wav", "0_george_2.wav", "8_nicolas_0.wav", "6_lucas_3.wav"]:
+        out = tmp / f"16k_{name}"
+        subprocess.run(["sox", str(data_root / "fsdd" / "recordings" / name), "-r", "16000", "-b", "16", "-c", "1",
+                        str(out), "pad", "0.6", "0.9"], check=True)
+        samples, rate = sf.read(out, dtype="float32")
+        r = predictor.predict(audio=(samples, rate))
+        if best is None or r.confidence > best[2]:
+            best = (out, r.digit, r.confidence)
+    return best[0], best[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_weights, data_root, tmp_path_factory):
+    if not Path(CHROMIUM).exists() or not shutil.which("sox"):
+        pytest.fail("the browser test needs /usr/bin/chromium and sox (scripts/setup --dev installs them)")
+    tmp = tmp_path_factory.mktemp("browser")
+    weights = weights_for_browser(tiny_weights)
+    port = free_port()
+    env = {**os.environ, "DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root),
+           "DIGITS_RUNS_DIR": str(tmp / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}", weights, tmp
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def metric(page, label: str, timeout: float = 60_000) -> str:
+    box = page.locator('[data-testid="stMetric"]', has_text=label)
+    box.wait_for(timeout=timeout)
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def test_draw_and_speak_in_a_real_browser(server, data_root):
+    from playwright.sync_api import sync_playwright
+
+    url, weights, tmp = server
+    predictor = Predictor.load(weights)
+    wav, expected_audio = fake_mic_clip(predictor, data_root, tmp)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"])
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
+            page.goto(url, timeout=120_000)
+            page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
+
+            # Draw a 7 with the mouse on the canvas (fabric.js listens on its upper canvas).
+            canvas = page.locator(".upper-canvas").first
+            canvas.scroll_into_view_if_needed()
+            box = canvas.bounding_box()
+            x0, y0 = box["x"], box["y"]
+            page.mouse.move(x0 + 70, y0 + 60)
+            page.mouse.down()
+            for x, y in [(140, 60), (210, 60), (180, 140), (150, 220)]:
+                page.mouse.move(x0 + x, y0 + y, steps=12)
+            page.mouse.up()
+            shown_image = metric(page, "Image prediction")
+            drawn = page.locator(".lower-canvas").first.evaluate("c => c.toDataURL('image/png')")
+            expected_image = predictor.predict(image=base64.b64decode(drawn.split(",", 1)[1])).digits["image"]
+            assert shown_image == str(expected_image)
+
+            # Speak through the fake microphone (the WAV loops; record a bit over one loop).
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
+            page.wait_for_timeout(int((sf.info(wav).duration + 0.4) * 1000))
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
+            assert metric(page, "Audio prediction", timeout=90_000) == str(expected_audio)
+            fused = metric(page, "Fused prediction")
+            assert fused.isdigit() and len(fused) == 1
+        finally:
+            browser.close()
