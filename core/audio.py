@@ -44,14 +44,22 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
     except Exception:  # noqa: BLE001 - soundfile raises several types; fall back to librosa/audioread
         pass
     try:
+        import tempfile
+        import warnings
+
         import librosa
 
-        # duration caps the decode; to_mono_8k then refuses anything that reached it
-        samples, rate = librosa.load(io.BytesIO(data), sr=None, mono=False, duration=MAX_SECONDS + 1)
+        # M4A (phones) and WebM (browsers) go through audioread/ffmpeg, which needs a file, not bytes.
+        with tempfile.NamedTemporaryFile(suffix=".audio") as tmp, warnings.catch_warnings():
+            tmp.write(data)
+            tmp.flush()
+            warnings.simplefilter("ignore")  # librosa's deprecation note on audioread
+            # duration caps the decode; to_mono_8k then refuses anything that reached it
+            samples, rate = librosa.load(tmp.name, sr=None, mono=False, duration=MAX_SECONDS + 1)
         return samples.T.astype(np.float32), int(rate)
     except Exception as exc:  # noqa: BLE001
         raise InvalidInput(
-            "Could not read this audio file. Use WAV, FLAC, OGG or MP3 holding a recording of one digit."
+            "Could not read this audio file. Use WAV, FLAC, OGG, MP3, M4A or WebM holding a recording of one digit."
         ) from exc
 
 

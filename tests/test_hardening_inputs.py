@@ -50,6 +50,16 @@ def mp3(samples, rate, tmp_path) -> bytes:
     pytest.skip("no MP3 encoder: this libsndfile lacks MP3 and neither ffmpeg nor sox is installed")
 
 
+def ffmpeg(samples, rate, tmp_path, suffix: str) -> bytes:
+    """What phones (M4A) and browsers (WebM) record, made with ffmpeg from the WAV."""
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed (scripts/setup --dev installs it)")
+    src, dst = tmp_path / "in.wav", tmp_path / f"out.{suffix}"
+    sf.write(src, samples, rate)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), str(dst)], check=True)
+    return dst.read_bytes()
+
+
 def png(array) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, "PNG", compress_level=1)
@@ -74,6 +84,8 @@ SIMILAR = {
     "mp3": lambda x, r, tmp: mp3(x, r, tmp),
     "96khz_stereo_24bit": lambda x, r, tmp: encode(np.stack([resample(x, r, 96000)] * 2, 1), 96000, "WAV", "PCM_24"),
     "8bit_unsigned": lambda x, r, tmp: encode(x, r, "WAV", "PCM_U8"),
+    "m4a_aac": lambda x, r, tmp: ffmpeg(x, r, tmp, "m4a"),
+    "webm_opus": lambda x, r, tmp: ffmpeg(x, r, tmp, "webm"),
 }
 
 
