@@ -1,6 +1,7 @@
 """The prediction API the app and other programs call: Predictor.load() then predict(image=, audio=)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,11 +98,10 @@ class Predictor:
         window, feats = prepare_audio(audio) if audio is not None else (None, None)
         img_t = torch.from_numpy(img28).reshape(1, 28, 28).to(self.device) if img28 is not None else None
         aud_t = self.audio_tensor(feats) if feats is not None else None
-        with torch.inference_mode():
+        with torch.inference_mode(), _one_thread():
+            # One pass gives every head: with both inputs the model returns the per-modality heads
+            # beside the fused one, so the page can show where image and audio disagree.
             logits = self.model(image=img_t, audio=aud_t)
-            if "fused" in logits and len(self.modalities) == 2:
-                # Single-modality heads too, so the page can show where image and audio disagree.
-                logits = {**self.model(image=img_t), **self.model(audio=aud_t), "fused": logits["fused"]}
         probs = {h: _softmax(v) for h, v in logits.items()}
         head = "fused" if "fused" in probs and img_t is not None and aud_t is not None else next(iter(probs))
         if head == "fused" and len(self.modalities) == 1:
@@ -109,6 +109,18 @@ class Predictor:
         digits = {h: int(np.argmax(p)) for h, p in probs.items()}
         return Prediction(digit=digits[head], confidence=float(max(probs[head])), probs=probs, head=head,
                           image=img28, waveform=window, features=feats, digits=digits)
+
+
+@contextmanager
+def _one_thread():
+    """A batch of one is too small to split across cores; on a busy 2-core machine a second thread
+    waiting for its turn made predict() 4-10x slower (docs/results.md, Speed)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _softmax(logits: torch.Tensor) -> list[float]:

@@ -1,0 +1,81 @@
+"""Training throughput of the try10 model: a plain batch-32 DataLoader loop against core.train, side by side."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core import models, paths  # noqa: E402
+from core.dataset import load_run_data  # noqa: E402
+from core.evaluate import evaluate_split, headline  # noqa: E402
+from core.train import Batches, _loss, build_config, class_weights, make_optimizer, train_one_epoch  # noqa: E402
+
+
+def epoch_order(data, batch_size: int, seed: int):
+    """The (image, audio, label) tensors of one epoch in the order core.train visits them, so both loops see the same data."""
+    parts = list(Batches(data, batch_size, np.random.default_rng(seed), audio_only=False))
+    return tuple(torch.cat([p[i] for p in parts]) for i in range(3))
+
+
+def reference(config, data, order, weight) -> float:
+    """The seed's way: plain torch modules, default Adam, a batch-32 DataLoader over precomputed tensors."""
+    models.FAST_OPS = False
+    torch.manual_seed(config.train.seed)
+    model = models.DigitClassifier(config.model).train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    loader = DataLoader(TensorDataset(*order), batch_size=config.train.batch_size, shuffle=False)
+    start = time.perf_counter()
+    for img, aud, y in loader:
+        loss = _loss(model(image=img, audio=aud), y, weight, config.train.aux_loss_weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - start, model
+
+
+def ours(config, data, weight) -> float:
+    models.FAST_OPS = True
+    torch.manual_seed(config.train.seed)
+    model = models.DigitClassifier(config.model)
+    opt = make_optimizer(model, config.train)
+    batches = Batches(data, config.train.batch_size, np.random.default_rng(config.train.seed), audio_only=False)
+    start = time.perf_counter()
+    train_one_epoch(model, batches, opt, weight, config.train.aux_loss_weight, "cpu")
+    return time.perf_counter() - start, model
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--train-fraction", type=float, default=0.2, help="MNIST training fraction (default 0.2: 11,000 pairs)")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("DIGITS_THREADS", os.cpu_count() or 1)))
+    p.add_argument("--quick", action="store_true", help="1,000 pairs: a smoke run")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    config = build_config("try10", epochs=1, train_fraction=args.train_fraction, limit=1000 if args.quick else None)
+    data = load_run_data(config, paths.data_dir())
+    order = epoch_order(data, config.train.batch_size, config.train.seed)
+    weight = class_weights(data.train.labels)
+    n = len(order[2])
+    print(f"try10, 1 epoch of {n} pairs, batch {config.train.batch_size}, {args.threads} thread(s), "
+          f"load average {os.getloadavg()[0]:.1f} at start")
+    rows = {}
+    for name, fn in (("reference", lambda: reference(config, data, order, weight)), ("ours", lambda: ours(config, data, weight))):
+        seconds, model = fn()
+        test = headline(evaluate_split(model, data.test))
+        rows[name] = (n / seconds, test)
+        print(f"{name:>9}: {n / seconds:7.1f} samples/s ({seconds:.1f} s)  test accuracy fused {test['fused_accuracy']:.2f} "
+              f"image {test['image_accuracy']:.2f} audio {test['audio_accuracy']:.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
+    (ref, ref_test), (fast, fast_test) = rows["reference"], rows["ours"]
+    print(f"speed-up {fast / ref:.2f}x; fused accuracy difference {fast_test['fused_accuracy'] - ref_test['fused_accuracy']:+.2f} points")
+
+
+if __name__ == "__main__":
+    main()
