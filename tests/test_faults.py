@@ -1,5 +1,6 @@
 """Faults: kill -9 mid-training and mid-write, run ids that try to leave runs/, and a second training at once."""
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -29,8 +30,6 @@ def _served_weights() -> dict[str, str]:
 
 
 def _pid(run_dir: Path) -> int:
-    import json
-
     return int(json.loads((run_dir / "status.json").read_text())["pid"])
 
 
