@@ -189,7 +189,7 @@ def test_training_form_refuses_a_second_training(env, data_root):
         assert any("Training fused: epoch 0 of 4" in p.proto.text for p in at.get("progress"))
         at.button(key="start_training").click().run()
         assert any("already running" in w.value for w in at.sidebar.warning)
-        assert [p.name for p in runs.iterdir()] == [busy.name]  # nothing new was started
+        assert [p.name for p in runs.iterdir() if p.is_dir()] == [busy.name]  # nothing new was started
     finally:
         proc.kill()
         proc.wait()
