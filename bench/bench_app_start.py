@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIRST_PAGE_TEXT = "Draw a digit or record one"  # on the default page, drawn once app.py has run
+FIRST_PAGE_TEXT = "Draw a digit, say it"  # the default page's title, drawn once app.py has run
 
 
 def free_port() -> int:

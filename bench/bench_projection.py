@@ -31,10 +31,11 @@ def main() -> None:
     model, _, split = embeddings.load_split(args.weights, paths.data_dir(), "test")
     x = embeddings.compute(model, split, args.encoder, n=n).vectors
     print(f"{len(x)} {args.encoder} embeddings of {x.shape[1]} dims from {args.weights}; load average {os.getloadavg()[0]:.1f}")
-    # Warm-up: numba compiles UMAP's and openTSNE's kernels on first use in a process.
-    warm = x[np.random.default_rng(0).permutation(len(x))[:500]]
+    # Warm-up: numba compiles UMAP's and openTSNE's kernels on first use in a process. Above 4,096
+    # points UMAP switches to NN-descent and above 5,000 t-SNE to FFT gradients: warm those paths too.
+    warm = x[np.random.default_rng(0).permutation(len(x))[:5001]] if len(x) > 5001 else x
     for method in ("umap", "tsne"):
-        print(f"  warm-up {method} (500 points): {timed(embeddings.project, warm, method):.1f} s", flush=True)
+        print(f"  warm-up {method} ({len(warm)} points): {timed(embeddings.project, warm, method):.1f} s", flush=True)
     for name, fn in (("t-SNE", lambda: embeddings.project(x, "tsne")), ("UMAP", lambda: embeddings.project(x, "umap")),
                      ("PCA", lambda: embeddings.project(x, "pca")), ("k-means", lambda: embeddings.kmeans(x, 10))):
         print(f"{name:>8}: {timed(fn):6.1f} s  (load {os.getloadavg()[0]:.1f})", flush=True)
