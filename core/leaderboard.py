@@ -55,10 +55,10 @@ def _confusions(record: dict) -> dict:
 
 
 def entries(results_dir: Path | None = None, runs_root: Path | None = None) -> list[Entry]:
-    """Every trial (with its committed result if any), every committed result, and every run."""
+    """Every run (newest first), every trial (with its committed result if any), and every other committed result."""
     results = load_results(results_dir)
     by_trial = {r.get("trial") or r.get("entry"): r for r in results}
-    out = []
+    out = _runs(runs_root)
     for name, trial in TRIALS.items():
         rec = by_trial.pop(name, None) or {}
         row = {"entry": name, "kind": "trial", "description": trial.summary, **_reported(name), **_measured(rec),
@@ -70,6 +70,11 @@ def entries(results_dir: Path | None = None, runs_root: Path | None = None) -> l
                **_measured(rec), **_params(rec.get("config") or {}), "train time (s)": rec.get("train_seconds"),
                "status": "result"}
         out.append(Entry(row, rec.get("history") or [], _confusions(rec)))
+    return out
+
+
+def _runs(runs_root: Path | None) -> list[Entry]:
+    out = []
     for run in list_runs(runs_root):
         config = _read(run.path / "config.json")
         summary = run.summary or {}

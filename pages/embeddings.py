@@ -14,7 +14,7 @@ st.title("Explore the embeddings")
 st.caption("Each point is one test input, placed by what its encoder computed. Tight, separate colours mean the "
            "encoder tells the digits apart without being told.")
 board, _ = tables.leaderboard()
-main, side = st.columns([2.5, 1.1], gap="medium")
+main, side = st.columns([2.4, 1.2], gap="medium")
 with side:
     tables.compact(board)
 with main:
@@ -37,7 +37,7 @@ with main:
         params["neighbors"] = c[1].slider("Neighbours", 2, 100, 15, key="emb_neighbors")
         params["min_dist"] = c[2].slider("Min distance", 0.0, 0.99, 0.1, 0.01, key="emb_min_dist")
     dims = c[3].radio("View", [2, 3], format_func=lambda d: f"{d}D", horizontal=True, key="emb_dims")
-    c = st.columns(4)
+    c = st.columns([1, 3])
     k = c[0].number_input("k-means clusters (k)", 2, 30, 10, key="emb_k")
     colour = c[1].radio("Colour by", ["digit", "cluster", "correct"], horizontal=True, key="emb_colour",
                         format_func={"digit": "true digit", "cluster": "k-means cluster", "correct": "correct / misclassified"}.get)

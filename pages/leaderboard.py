@@ -16,7 +16,7 @@ board, rows = tables.leaderboard()
 first = ["entry", "status", "seed F1 (best epoch)", "seed F1 (final)", "F1 fused (best epoch)", "F1 fused", "F1 image",
          "F1 audio", "acc fused", "acc image", "acc audio", "train time (s)", "epochs"]
 order = [c for c in first if c in board] + [c for c in board if c not in first]
-event = st.dataframe(board, hide_index=True, column_order=order, on_select="rerun", selection_mode="single-row", key="board",
+event = st.dataframe(board, hide_index=True, column_order=order, height=330, on_select="rerun", selection_mode="single-row", key="board",
                      column_config={"lr": st.column_config.NumberColumn("lr", format="%.0e"),
                                     "description": st.column_config.TextColumn("description", width="medium")})
 picked = event.selection.rows if event else []
@@ -34,7 +34,8 @@ if picked:
             st.info("No learning curves: this entry has not been trained here (only the seed's reported numbers).")
     with right:
         if entry.confusion:
-            head = st.radio("Head", list(entry.confusion), horizontal=True, key="confusion_head")
+            head = st.radio("Head", [h for h in ("fused", "image", "audio") if h in entry.confusion], horizontal=True,
+                            key="confusion_head")
             st.plotly_chart(charts.confusion(entry.confusion[head], head), key="confusion")
         else:
             st.info("No confusion matrix yet: it is measured on the test split when a training finishes.")

@@ -68,7 +68,8 @@ def learning_curves(history: list[dict]) -> go.Figure:
     for head, colour in HEAD_COLOURS.items():
         col = f"val_{head}_accuracy"
         if col in h:
-            fig.add_trace(go.Scatter(x=h["epoch"], y=h[col], name=f"val accuracy {head}", line=dict(color=colour)))
+            fig.add_trace(go.Scatter(x=h["epoch"], y=h[col], name=f"val accuracy {head}", mode="lines+markers",
+                                     line=dict(color=colour)))
     fig.update_layout(height=320, xaxis_title="epoch", yaxis=dict(title="validation accuracy (%)"),
                       yaxis2=dict(title="loss", overlaying="y", side="right"), legend=dict(orientation="h", y=-0.25),
                       **SMALL)
@@ -79,4 +80,5 @@ def confusion(matrix: list[list[int]], head: str) -> go.Figure:
     fig = px.imshow(np.asarray(matrix), x=DIGITS, y=DIGITS, text_auto=True, color_continuous_scale="Blues",
                     labels=dict(x="predicted", y="true", color="count"))
     fig.update_layout(title=f"Confusion, {head} head (test split)", height=420, coloraxis_showscale=False, **SMALL)
+    fig.update_xaxes(type="category", dtick=1).update_yaxes(type="category", dtick=1)
     return fig

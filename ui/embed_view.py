@@ -80,12 +80,11 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
 
 
 def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:
-    st.caption("Click a point (2D) or type its number to inspect it.")
-    row = st.number_input("Selected point", 0, len(df) - 1, key=key)
-    p = df.iloc[int(row)]
     cols = st.columns([1, 1, 3])
+    row = cols[0].number_input("Selected point", 0, len(df) - 1, key=key, help="Click a point (2D) or type its number.")
+    p = df.iloc[int(row)]
     if emb.images is not None:
-        cols[0].image(emb.images[int(row)], width=112, caption=f"digit {p['digit']}")
+        cols[0].image(emb.images[int(row)], width=96)
     cols[1].markdown(f"**digit {p['digit']}**  \npredicted **{p['prediction']}**  \ncluster {p['cluster']}  \n"
                      f"{p['speaker']}: `{p['clip']}`")
     wav = Path(root) / "fsdd" / "recordings" / p["clip"]
@@ -95,6 +94,6 @@ def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:
     with cols[2]:
         st.markdown("**Nearest neighbours in embedding space**")
         if emb.images is not None:
-            st.image([emb.images[i] for i in idx], width=56, caption=[f"{df.digit[i]}→{df.prediction[i]}" for i in idx])
+            st.image([emb.images[i] for i in idx], width=44, caption=[f"{df.digit[i]}→{df.prediction[i]}" for i in idx])
         st.dataframe(df.iloc[idx][["row", "digit", "prediction", "cluster", "speaker"]].assign(distance=dist.round(3)),
-                     hide_index=True, height=200)
+                     hide_index=True, height=180)

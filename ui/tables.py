@@ -21,7 +21,8 @@ def compact(df: pd.DataFrame) -> None:
     cols = [c for c in COMPACT if c in df]
     ordered = df[cols].sort_values(["F1 fused" if "F1 fused" in df else "seed F1 (final)"], ascending=False, na_position="last")
     st.dataframe(ordered, hide_index=True, height=520, key="compact_board",
-                 column_config={"entry": st.column_config.TextColumn("entry", width="small")})
+                 column_config={"seed F1 (final)": st.column_config.NumberColumn("seed F1", format="%.1f"),
+                                "F1 fused": st.column_config.NumberColumn("F1 here", format="%.2f")})
     st.caption("Seed F1 is what the seed report says; F1 columns are measured here on the test split. "
                "Details on the Leaderboard page.")
 

@@ -33,17 +33,26 @@ def main(url: str, wav: str | None = None) -> None:
             page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
             page.locator('[data-testid="stMetric"]', has_text="Fused prediction").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
-        page.screenshot(path=OUT / "draw_and_speak.png", full_page=True)
+        page.screenshot(path=OUT / "draw_and_speak.png")
 
         page.get_by_role("link", name="Explore embeddings").click()
         page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=300_000)
+        page.get_by_text("Cluster quality per embedding").wait_for(timeout=300_000)
+        page.set_viewport_size({"width": 1400, "height": 1300})  # the plot, the selected point and its neighbours
         page.wait_for_timeout(2500)
-        page.screenshot(path=OUT / "embeddings.png", full_page=True)
+        page.screenshot(path=OUT / "embeddings.png")
+        page.set_viewport_size({"width": 1400, "height": 900})
 
         page.get_by_role("link", name="Leaderboard").click()
-        page.get_by_text("The seed's Table 2").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=OUT / "leaderboard.png", full_page=True)
+        frames = page.get_by_test_id("stDataFrame")
+        frames.nth(1).wait_for(timeout=60_000)
+        grid = min((frames.nth(i).bounding_box() for i in range(2)), key=lambda b: b["y"])
+        row = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+        page.mouse.click(grid["x"] + 16, grid["y"] + 35 + 35 * row + 17)  # that row's selection box
+        page.get_by_text("Confusion, fused head").wait_for(timeout=60_000)
+        page.set_viewport_size({"width": 1400, "height": 1100})
+        page.wait_for_timeout(2000)
+        page.screenshot(path=OUT / "leaderboard.png")
         browser.close()
 
 
