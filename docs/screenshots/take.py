@@ -13,7 +13,7 @@ def main(url: str, wav: str | None = None) -> None:
     args = ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             "--disable-background-networking", "--disable-component-update", "--no-first-run"]
     if wav:
-        args.append(f"--use-file-for-fake-audio-capture={wav}")
+        args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         page = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1).new_page()
