@@ -41,11 +41,11 @@ def fake_mic_clip(predictor: Predictor, data_root: Path, tmp: Path) -> tuple[Pat
     for name in ["3_jackson_0.wav", "5_theo_1.wav", "0_george_2.wav", "8_nicolas_0.wav", "6_lucas_3.wav"]:
         out = tmp / f"16k_{name}"
         subprocess.run(["sox", str(data_root / "fsdd" / "recordings" / name), "-r", "16000", "-b", "16", "-c", "1",
- Speak through the fake microphone (the WAV loops; record a bit over one loop).            str(out), "pad", "0.6", "0.9"], check=True)
+                        str(out), "pad", "0.6", "0.9"], check=True)
         samples, rate = sf.read(out, dtype="float32")
         r = predictor.predict(audio=(samples, rate))
         if best is None or r.confidence > best[2]:
- Speak through the fake microphone (the WAV loops; record a bit over one loop).best = (out, r.digit, r.confidence)
+            best = (out, r.digit, r.confidence)
     return best[0], best[1]
 
 
@@ -59,16 +59,16 @@ def server(request, data_root, tmp_path_factory):
     env = {**os.environ, "DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root),
            "DIGITS_RUNS_DIR": str(tmp / "runs")}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
- Speak through the fake microphone (the WAV loops; record a bit over one loop).                 "--server.port", str(port), "--server.address", "127.0.0.1",
- Speak through the fake microphone (the WAV loops; record a bit over one loop).                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
- Speak through the fake microphone (the WAV loops; record a bit over one loop).                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
- Speak through the fake microphone (the WAV loops; record a bit over one loop).socket.create_connection(("127.0.0.1", port), timeout=1).close()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).break
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
         except OSError:
- Speak through the fake microphone (the WAV loops; record a bit over one loop).time.sleep(0.5)
+            time.sleep(0.5)
     yield f"http://127.0.0.1:{port}", weights, tmp
     proc.terminate()
     try:
@@ -99,34 +99,34 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
     wav, expected_audio = fake_mic_clip(predictor, data_root, tmp)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
- Speak through the fake microphone (the WAV loops; record a bit over one loop)."--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
- Speak through the fake microphone (the WAV loops; record a bit over one loop).f"--use-file-for-fake-audio-capture={wav}%noloop", "--disable-background-networking", "--disable-component-update",
- Speak through the fake microphone (the WAV loops; record a bit over one loop)."--no-first-run"])
+            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"])
         try:
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.goto(url, timeout=120_000)
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
+            page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
+            page.goto(url, timeout=120_000)
+            page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
 
- Speak through the fake microphone (the WAV loops; record a bit over one loop).# Draw a 7 with the mouse on the canvas (fabric.js listens on its upper canvas).
- Speak through the fake microphone (the WAV loops; record a bit over one loop).canvas = page.locator(".upper-canvas").first
- Speak through the fake microphone (the WAV loops; record a bit over one loop).canvas.scroll_into_view_if_needed()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).box = canvas.bounding_box()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).x0, y0 = box["x"], box["y"]
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.mouse.move(x0 + 70, y0 + 60)
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.mouse.down()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).for x, y in [(140, 60), (210, 60), (180, 140), (150, 220)]:
- Speak through the fake microphone (the WAV loops; record a bit over one loop).    page.mouse.move(x0 + x, y0 + y, steps=12)
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.mouse.up()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).shown_image = metric(page, "Image prediction")
- Speak through the fake microphone (the WAV loops; record a bit over one loop).expected_image = predictor.predict(image=canvas_pixels(page)).digits["image"]
- Speak through the fake microphone (the WAV loops; record a bit over one loop).assert shown_image == str(expected_image)
+            # Draw a 7 with the mouse on the canvas (fabric.js listens on its upper canvas).
+            canvas = page.locator(".upper-canvas").first
+            canvas.scroll_into_view_if_needed()
+            box = canvas.bounding_box()
+            x0, y0 = box["x"], box["y"]
+            page.mouse.move(x0 + 70, y0 + 60)
+            page.mouse.down()
+            for x, y in [(140, 60), (210, 60), (180, 140), (150, 220)]:
+                page.mouse.move(x0 + x, y0 + y, steps=12)
+            page.mouse.up()
+            shown_image = metric(page, "Image prediction")
+            expected_image = predictor.predict(image=canvas_pixels(page)).digits["image"]
+            assert shown_image == str(expected_image)
 
- Speak through the fake microphone (the WAV loops; record a bit over one loop).# Speak through the fake microphone (the WAV loops; record a bit over one loop).
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.wait_for_timeout(int((sf.info(wav).duration + 0.4) * 1000))
- Speak through the fake microphone (the WAV loops; record a bit over one loop).page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
- Speak through the fake microphone (the WAV loops; record a bit over one loop).assert metric(page, "Audio prediction", timeout=90_000) == str(expected_audio)
- Speak through the fake microphone (the WAV loops; record a bit over one loop).fused = metric(page, "Fused prediction")
- Speak through the fake microphone (the WAV loops; record a bit over one loop).assert fused.isdigit() and len(fused) == 1
+            # Speak through the fake microphone: %noloop plays the WAV once, from when recording opens it.
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
+            page.wait_for_timeout(int((sf.info(wav).duration + 0.4) * 1000))
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
+            assert metric(page, "Audio prediction", timeout=90_000) == str(expected_audio)
+            fused = metric(page, "Fused prediction")
+            assert fused.isdigit() and len(fused) == 1
         finally:
- Speak through the fake microphone (the WAV loops; record a bit over one loop).browser.close()
+            browser.close()
