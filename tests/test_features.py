@@ -106,7 +106,7 @@ def test_polarity_and_transparency_give_the_same_digit():
 
 @pytest.mark.parametrize("arr", [np.zeros((280, 280, 4), np.uint8), np.full((50, 50), 255, np.uint8), np.zeros((1, 1))])
 def test_blank_images_are_invalid_input(arr):
-    with pytest.raises(InvalidInput, match="blank"):
+    with pytest.raises(InvalidInput, match="blank|a digit needs at least"):  # 1x1: too small to hold a digit
         image.preprocess(arr)
 
 
