@@ -1,6 +1,6 @@
 """Every input limit in one place; core enforces them, the app shows them, the README's Limits section states them."""
 MB = 1024 * 1024
-MAX_UPLOAD_BYTES = 20 * MB  # any uploaded picture, recording or weights file
+MAX_UPLOAD_BYTES = 20 * MB  # any uploaded picture or recording; .streamlit/config.toml matches it
 MIN_AUDIO_SECONDS = 0.05  # shorter cannot hold a spoken digit
 MAX_AUDIO_SECONDS = 30.0  # checked before decoding, so a tiny compressed file cannot expand into hours
 MAX_AUDIO_CHANNELS = 8
