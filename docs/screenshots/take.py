@@ -16,7 +16,7 @@ def main(url: str, wav: str | None = None) -> None:
         args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
-        page = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1).new_page()
+        page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
         page.goto(url, timeout=120_000)
         page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
         canvas = page.locator(".upper-canvas").first
@@ -31,7 +31,11 @@ def main(url: str, wav: str | None = None) -> None:
             page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
             page.wait_for_timeout(2600)
             page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
-            page.locator('[data-testid="stMetric"]', has_text="Fused prediction").wait_for(timeout=60_000)
+            try:
+                page.locator('[data-testid="stMetric"]', has_text="Fused prediction").wait_for(timeout=60_000)
+            except Exception:
+                page.screenshot(path="/tmp/take_failed.png")
+                raise
         page.wait_for_timeout(1500)
         page.screenshot(path=OUT / "draw_and_speak.png")
 
