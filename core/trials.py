@@ -98,7 +98,7 @@ VOICE_AUDIO = AudioEncoderConfig(
     heads=((3, 32, 1), (5, 32, 2)), head_pool=None, head_dropout=False,
     convs=(Conv(3, 64, 1, pool=(2, 2, 0)), Conv(3, 64, 1, pool=None, dropout=True)),
     fc=(128, 64), fc_dropout=(True, False), temporal_pooling="meanmax", input_layout="frames")
-VOICE_FEATURES = FeatureConfig(utterance_norm="meanvar", augment_views=8, synthetic_voices=True, augmentation="voice")
+VOICE_FEATURES = FeatureConfig(utterance_norm="mean", augment_views=8, synthetic_voices=True, augmentation="voice")
 _VOICE = replace(_OURS, name="voice", model=replace(_OURS.model, audio=VOICE_AUDIO, modalities=("audio",)),
                  features=VOICE_FEATURES, train=TrainConfig(epochs=3, batch_size=64))
 OUR_TRIALS: dict[str, Trial] = {
