@@ -56,15 +56,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--train-fraction", type=float, default=0.2, help="MNIST training fraction (default 0.2: 11,000 pairs)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("DIGITS_THREADS", os.cpu_count() or 1)))
+    p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout masks (default 0)")
     p.add_argument("--quick", action="store_true", help="1,000 pairs: a smoke run")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    config = build_config("try10", epochs=1, train_fraction=args.train_fraction, limit=1000 if args.quick else None)
+    config = build_config("try10", epochs=1, train_fraction=args.train_fraction, limit=1000 if args.quick else None,
+                          seed=args.seed)
     data = load_run_data(config, paths.data_dir())
     order = epoch_order(data, config.train.batch_size, config.train.seed)
     weight = class_weights(data.train.labels)
     n = len(order[2])
-    print(f"try10, 1 epoch of {n} pairs, batch {config.train.batch_size}, {args.threads} thread(s), "
+    print(f"try10, seed {args.seed}, 1 epoch of {n} pairs, batch {config.train.batch_size}, {args.threads} thread(s), "
           f"load average {os.getloadavg()[0]:.1f} at start")
     rows = {}
     for name, fn in (("reference", lambda: reference(config, data, order, weight)), ("ours", lambda: ours(config, data, weight))):

@@ -52,11 +52,12 @@ def main() -> None:
             continue
         load = os.getloadavg()[0]
         run_dir = run(config, root, Path(args.runs), run_id=name, progress=False)
-        record = result_from_run(run_dir, entry=name, kind=kind, budget={**budget, "load_average_at_start": round(load, 1)},
+        entry = name if kind == "seed-trial" else f"try10 {name.replace('_', ' ')}"  # apart from OUR_TRIALS' names
+        record = result_from_run(run_dir, entry=entry, kind=kind, budget={**budget, "load_average_at_start": round(load, 1)},
                                  reported=reported)
         save_result(record, out / rel)
         if name == "try10":  # the fused ablation is try10 itself on this budget
-            save_result({**record, "entry": "fused", "trial": "try10-fused", "kind": "ablation", "reported": {}},
+            save_result({**record, "entry": "try10 fused", "trial": "try10-fused", "kind": "ablation", "reported": {}},
                         out / "ablations" / "fused.json")
         print(f"{name}: fused {record['final'].get('fused', {}).get('accuracy')} in {record['train_seconds']} s", flush=True)
     loso_file = out / "ablations" / "audio_loso.json"
@@ -65,7 +66,7 @@ def main() -> None:
         started = time.perf_counter()
         loso = loso_audio(config, root, epochs=BUDGET["epochs"],
                           on_speaker=lambda s, a: print(f"loso {s}: {a:.1f}%", flush=True))
-        save_result({"entry": "audio_loso", "trial": "try10-audio_loso", "config": to_dict(config), "history": [],
+        save_result({"entry": "try10 audio LOSO", "trial": "try10-audio_loso", "config": to_dict(config), "history": [],
                      "kind": "ablation", "budget": {**budget, "note": "1 epoch per held-out speaker over the other five"},
                      "reported": {}, "train_seconds": round(time.perf_counter() - started, 1),
                      "loso": {k: loso[k] for k in ("per_speaker", "mean", "min")}}, loso_file)
