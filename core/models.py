@@ -53,8 +53,13 @@ class FastDropout(nn.Dropout):
         return x * keep
 
 
+# Off: its masks come from another random stream, and in short runs we could not show accuracy holds
+# (docs/results.md, Speed), so training keeps torch's dropout and its stream.
+FAST_DROPOUT = False
+
+
 def _dropout(p: float) -> nn.Module:
-    return FastDropout(p) if FAST_OPS else nn.Dropout(p)
+    return FastDropout(p) if FAST_OPS and FAST_DROPOUT else nn.Dropout(p)
 
 
 def _pool(spec, dims: int) -> list[nn.Module]:
