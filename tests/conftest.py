@@ -32,10 +32,10 @@ def wav_path(data_root) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(data_root, tmp_path_factory) -> Path:
-    """A one-epoch run of the default recipe on 512 pairs: enough to exercise every file and API."""
+    """A one-epoch run of the default recipe on 512 pairs (batch 32: 16 steps): enough to exercise every file and API."""
     from core.train import build_config, run
 
-    config = build_config("fused", epochs=1, limit=512, seed=0)
+    config = build_config("fused", epochs=1, limit=512, seed=0, batch_size=32)
     return run(config, data_root, tmp_path_factory.mktemp("runs"), run_id="tiny", progress=False)
 
 
