@@ -70,6 +70,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # "constant" (the seed's) or "cosine": per-epoch decay towards zero
     weight_decay: float = 0.0
     class_weights: bool = True
     aux_loss_weight: float = 0.5  # weight of each single-modality head's loss

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -109,6 +110,15 @@ def train_one_epoch(model: DigitClassifier, batches: Batches, opt: torch.optim.O
     return total / max(1, count)
 
 
+def epoch_lr(t, epoch: int) -> float:
+    """The learning rate for a 1-based epoch under t.lr_schedule."""
+    if t.lr_schedule == "constant":
+        return t.lr
+    if t.lr_schedule == "cosine":
+        return t.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / t.epochs))
+    raise ValueError(f"lr_schedule must be constant or cosine, not {t.lr_schedule!r}")
+
+
 def fit(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_end: EpochCallback | None = None,
         should_stop: Callable[[], bool] = lambda: False, progress: bool = False, device=None) -> dict:
     """Train config on data. Writes metrics.jsonl, best.pt and final.pt into run_dir when given.
@@ -129,6 +139,8 @@ def fit(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_
     started = time.perf_counter()
     for epoch in range(1, t.epochs + 1):
         epoch_start = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr(t, epoch)
         loss = train_one_epoch(model, batches, opt, weight, t.aux_loss_weight, device, should_stop,
                                on_batch=(lambda i, n: bar.update(1)) if bar else None)
         val = evaluate_split(model, data.val, device)

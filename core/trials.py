@@ -103,8 +103,9 @@ _VOICE = replace(_OURS, name="voice", model=replace(_OURS.model, audio=VOICE_AUD
                  features=VOICE_FEATURES, train=TrainConfig(epochs=3, batch_size=64))
 OUR_TRIALS: dict[str, Trial] = {
     # The app's default: the try10 image encoder beside the voice recipe's audio encoder and features.
+    # Six epochs with a cosine schedule: at three constant-rate epochs the image head stopped at 99.1 %.
     "fused": Trial(replace(_OURS, model=replace(_OURS.model, audio=VOICE_AUDIO), features=VOICE_FEATURES,
-                           train=TrainConfig(epochs=3, batch_size=64)),
+                           train=TrainConfig(epochs=6, batch_size=64, lr_schedule="cosine")),
                    None, None, "try10 image encoder + the voice audio encoder and features, per-modality heads"),
     "voice": Trial(_VOICE, None, None, "audio alone: time-pooled encoder, CMVN, voice augmentation, espeak-ng voices"),
     "image_only": Trial(replace(_OURS, name="image_only", model=replace(_OURS.model, modalities=("image",))),
