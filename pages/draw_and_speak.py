@@ -14,7 +14,6 @@ from ui import charts, examples, state
 ui.page_setup()
 st.title("Draw a digit, say it")
 st.caption("Two CNNs read your drawing and your voice; a third head fuses them. Either input alone works too.")
-predictor = state.predictor()
 draw_col, say_col, out_col = st.columns([1, 0.95, 1.5], gap="medium")
 
 with draw_col:
@@ -56,6 +55,7 @@ elif example.get("audio") is not None:
 
 with out_col:
     st.subheader("3 · Prediction")
+    predictor = state.predictor()  # after the widgets: the page draws while the model loads
     if predictor is None:
         st.stop()
     if image_in is None and audio_in is None:

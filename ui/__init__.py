@@ -10,8 +10,9 @@ def page_setup() -> None:
     widgets created in app.py itself cannot be clicked. So the sidebar is drawn from here, inside the page's run."""
     from streamlit.runtime.pages_manager import PagesManager
 
-    from ui import sidebar
+    from ui import sidebar, state
 
+    state.preload_default()
     if PagesManager.uses_pages_directory and not st.session_state.get("_rerouted"):
         PagesManager.uses_pages_directory = False
         st.session_state._rerouted = True

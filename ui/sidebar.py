@@ -36,6 +36,9 @@ def _active_model() -> None:
 
     st.selectbox("Serve predictions with", options, key="active_run", format_func=label,
                  help="Only finished runs can be made active; the choice holds for this browser session.")
+    if not state.is_ready():
+        st.caption("Loading the model in the background…")
+        return
     p = state.predictor(show_errors=False)
     if p is not None:
         st.caption(f"Loaded: {p.config.name} · {' + '.join(p.modalities)}")
