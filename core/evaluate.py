@@ -94,7 +94,7 @@ def _print_table(result: dict) -> None:
     else:
         for speaker, acc in result["per_speaker"].items():
             print(f"{speaker:>9}: audio accuracy {acc:.1f}%")
-        print(f"     mean: {result['mean']:.1f}%")
+        print(f"     mean: {result['mean']:.1f}%   worst speaker: {result['min']:.1f}%")
 
 
 if __name__ == "__main__":
