@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -99,9 +100,16 @@ def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: floa
         if progress:
             progress(0.1, "UMAP: building the neighbour graph")
         model = umap.UMAP(n_components=dims, n_neighbors=int(min(n_neighbors, len(x) - 1)), min_dist=min_dist,
-                          random_state=seed, n_jobs=1)
+                          random_state=seed, n_jobs=1)  # a fixed random_state makes UMAP serial anyway
         return model.fit_transform(x).astype(np.float32)
     return _tsne(x, dims, perplexity, seed, progress)
+
+
+def _jobs() -> int:
+    """Every core unless $DIGITS_THREADS caps it: on a quiet 2-core machine two jobs halve t-SNE's time,
+    on a shared one a single job waits less."""
+    cap = os.environ.get("DIGITS_THREADS")
+    return max(1, int(cap) if cap else os.cpu_count() or 1)
 
 
 def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None) -> np.ndarray:
@@ -117,7 +125,7 @@ def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Prog
             progress(min(0.99, done["n"] / sum(iters.values())), f"t-SNE: iteration {done['n']} of {sum(iters.values())}")
         return False
 
-    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=1,
+    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=_jobs(),
                 early_exaggeration_iter=iters["early"], n_iter=iters["normal"],
                 negative_gradient_method="fft" if dims == 2 and len(x) > 5000 else "bh",  # BH is faster below ~5k
                 callbacks=callback, callbacks_every_iters=25, verbose=False)
