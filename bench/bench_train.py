@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import models, paths  # noqa: E402
+from core.device import thread_count  # noqa: E402
 from core.dataset import load_run_data  # noqa: E402
 from core.evaluate import evaluate_split, headline  # noqa: E402
 from core.train import Batches, _loss, build_config, class_weights, make_optimizer, train_one_epoch  # noqa: E402
@@ -55,7 +56,7 @@ def ours(config, data, weight) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--train-fraction", type=float, default=0.2, help="MNIST training fraction (default 0.2: 11,000 pairs)")
-    p.add_argument("--threads", type=int, default=int(os.environ.get("DIGITS_THREADS", os.cpu_count() or 1)))
+    p.add_argument("--threads", type=int, default=thread_count())
     p.add_argument("--seed", type=int, default=0, help="weights, data order and dropout masks (default 0)")
     p.add_argument("--quick", action="store_true", help="1,000 pairs: a smoke run")
     args = p.parse_args()

