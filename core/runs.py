@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core import paths
 from core.errors import DigitsError
-from core.io import read_jsonl, write_json
+from core.io import process_alive, read_jsonl, write_json
 from core.limits import TRAIN_BOUNDS
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -101,12 +101,12 @@ def pid_alive(pid: int | None) -> bool:
         os.waitpid(pid, os.WNOHANG)  # reap our own finished child, so it stops looking alive
     except ChildProcessError:
         pass
+    if not process_alive(pid):
+        return False
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"core.train" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z" and b"core.train" in cmdline
 
 
 def _read_json(path: Path) -> dict | None:

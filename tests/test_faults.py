@@ -13,6 +13,7 @@ import pytest
 
 from core import checkpoint, paths
 from core.errors import CheckpointError, DigitsError
+from core.io import atomic_write
 from core.runs import (InvalidRunId, TrainingBusy, TrainRequest, active_training, cancel, list_runs, pid_alive,
                        run_info, safe_run_dir, start_training, weights_of)
 
@@ -96,9 +97,33 @@ atomic_write({str(target)!r}, write)
         proc.stdout.close()
     assert target.read_bytes() == b"old weights"
     leftovers = [p.name for p in tmp_path.iterdir() if p != target]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".best.pt.") and leftovers[0].endswith(".tmp")
+    assert len(leftovers) == 1 and leftovers[0].startswith(f".best.pt.{proc.pid}.") and leftovers[0].endswith(".tmp")
     with pytest.raises(CheckpointError):
         checkpoint.load(target)
+    # The next write of the same file clears what the killed writer left.
+    atomic_write(target, lambda f: f.write(b"new weights"))
+    assert target.read_bytes() == b"new weights" and [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_a_write_leaves_the_temporary_of_a_live_writer_alone(tmp_path):
+    target = tmp_path / "status.json"
+    child = f"""
+import time
+from core.io import atomic_write
+def write(f):
+    print("writing", flush=True); time.sleep(600)
+atomic_write({str(target)!r}, write)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", child], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        atomic_write(target, lambda f: f.write(b"{}"))
+        assert sorted(p.name for p in tmp_path.iterdir())[0].startswith(f".status.json.{proc.pid}.")
+        assert len(list(tmp_path.iterdir())) == 2 and target.read_bytes() == b"{}"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 @pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
