@@ -1,6 +1,7 @@
 """The prediction API the app and other programs call: Predictor.load() then predict(image=, audio=)."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,16 +112,35 @@ class Predictor:
                           image=img28, waveform=window, features=feats, digits=digits)
 
 
-@contextmanager
-def _one_thread():
+class _OneThread:
     """A batch of one is too small to split across cores; on a busy 2-core machine a second thread
-    waiting for its turn made predict() 4-10x slower (docs/results.md, Speed)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    waiting for its turn made predict() 4-10x slower (docs/results.md, Speed).
+
+    torch's thread count is per process, so concurrent predictions share one setting: the first caller
+    in saves it and the last one out restores it (each restoring its own reading could leave 1 for good)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._callers = 0
+        self._saved = 1
+
+    @contextmanager
+    def __call__(self):
+        with self._lock:
+            if self._callers == 0:
+                self._saved = torch.get_num_threads()
+                torch.set_num_threads(1)
+            self._callers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._callers -= 1
+                if self._callers == 0:
+                    torch.set_num_threads(self._saved)
+
+
+_one_thread = _OneThread()
 
 
 def _softmax(logits: torch.Tensor) -> list[float]:

@@ -45,3 +45,25 @@ def test_bad_inputs_raise_invalid_input(predictor):
     with pytest.raises(InvalidInput, match="Audio must be"):
         predictor.predict(audio=[1, 2, 3])
     assert issubclass(InvalidInput, ValueError)
+
+
+def test_overlapping_predictions_restore_the_thread_count():
+    # Two calls overlapping as A enters, B enters, A leaves, B leaves: each restoring what it read on the
+    # way in would leave the process on one thread after both are done.
+    import torch
+
+    from core.predict import _one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a, b = _one_thread(), _one_thread()
+        a.__enter__()
+        b.__enter__()
+        assert torch.get_num_threads() == 1
+        a.__exit__(None, None, None)
+        assert torch.get_num_threads() == 1  # B is still predicting
+        b.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
