@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +79,29 @@ def test_every_page_renders(env, data_root, with_data):
         at.run()
         assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.title[0].value == "Leaderboard"
+
+
+def test_sidebar_names_the_model_loaded_in_the_background_after_a_page_that_never_asks_for_it(env, monkeypatch):
+    """The load is held back while the first page runs; app.py releases it even when the page (the leaderboard)
+    never asks for the model, so the sidebar soon names it."""
+    from ui import state
+
+    env(None)
+    monkeypatch.setattr(state, "_page_sent", threading.Event())  # as on a fresh server
+    monkeypatch.setattr(state, "_preloads", {})
+    monkeypatch.setattr(state, "HOLD_BACK_S", 3600)  # so only the release lets the load start
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.switch_page(PAGES[2])
+    try:
+        at.run()
+        assert at.title[0].value == "Leaderboard"
+        assert any("Loading the model in the background" in c.value for c in at.sidebar.caption)
+        [load] = state._preloads.values()
+        load.result(timeout=300)  # a hang guard, not a speed limit: without the release this waits an hour
+        at.run()
+        assert any(c.value.startswith("Loaded: ") for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
+    finally:
+        state.release_preload()
 
 
 def test_missing_weights_say_how_to_train(env, monkeypatch, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,10 +33,23 @@ def data_root() -> Path:
     return paths.data_dir()
 
 
-# The default model loads in a background thread as soon as the first page starts, so the page draws
-# while torch, the weights and librosa's lazy imports warm up (~6 s on this 2-core machine).
+# The default model loads in a background thread (torch, the weights and librosa's lazy imports: ~6 s on this
+# 2-core machine), queued by the first page but held back until that page has been sent: importing torch holds the
+# GIL for long stretches, which slowed the page's own first run and the server sending it.
 _preloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-preload")
 _preloads: dict[tuple[str, float], Future] = {}
+_page_sent = threading.Event()
+HOLD_BACK_S = 10.0  # at most: a page run outside app.py (an AppTest of a bare page) never releases the load
+
+
+def release_preload() -> None:
+    """Let the queued background load start (app.py calls it once the page has run)."""
+    _page_sent.set()
+
+
+def _preload(path: str) -> Predictor:
+    _page_sent.wait(HOLD_BACK_S)
+    return _load_and_warm(path)
 
 
 def _load_and_warm(path: str) -> Predictor:
@@ -54,7 +68,7 @@ def preload_default() -> None:
     except OSError:
         return
     if key not in _preloads:
-        _preloads[key] = _preloader.submit(_load_and_warm, key[0])
+        _preloads[key] = _preloader.submit(_preload, key[0])
 
 
 def is_ready() -> bool:
@@ -70,7 +84,10 @@ def is_ready() -> bool:
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load(path: str, mtime: float) -> Predictor:  # mtime: a rewritten file is loaded again
     future = _preloads.get((path, mtime))
-    return future.result() if future is not None else _load_and_warm(path)
+    if future is None:
+        return _load_and_warm(path)
+    release_preload()  # the page waits for the model now: nothing left to hold the load back for
+    return future.result()
 
 
 def _warm_up(predictor: Predictor) -> None:
