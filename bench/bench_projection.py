@@ -1,23 +1,97 @@
-"""Seconds for core.embeddings to project 10,000 embeddings (t-SNE, UMAP, PCA) and cluster them (k-means)."""
+"""Seconds and quality of core.embeddings projecting 10,000 embeddings (t-SNE, UMAP, PCA) and clustering them (k-means)."""
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 from core import embeddings, paths  # noqa: E402
+from core.device import thread_count  # noqa: E402
 
 
-def timed(fn, *args, **kwargs) -> float:
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
-    fn(*args, **kwargs)
-    return time.perf_counter() - start
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - start, out
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def baseline_tsne(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The t-SNE core used before: one openTSNE call, its own kNN (Annoy), FFT gradients for all 750 iterations."""
+    from openTSNE import TSNE
+
+    tsne = TSNE(perplexity=30.0, random_state=seed, n_jobs=thread_count(), early_exaggeration_iter=250, n_iter=500,
+                negative_gradient_method="fft", verbose=False)
+    return np.asarray(tsne.fit(x), dtype=np.float32)
+
+
+def baseline_umap(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The UMAP core used before: its own neighbours (NN-descent above 4,096 points, compiled by numba on first use)."""
+    import umap
+
+    return umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(x).astype(np.float32)
+
+
+# Each projection by name, as timed here and (first use) in a fresh process.
+RUNNERS = {"t-SNE": lambda x: embeddings.project(x, "tsne"), "t-SNE old": baseline_tsne,
+           "UMAP": lambda x: embeddings.project(x, "umap"), "UMAP old": baseline_umap,
+           "PCA": lambda x: embeddings.project(x, "pca")}
+
+
+def reference_p(x: np.ndarray, perplexity: float = 30.0):
+    """Perplexity-30 affinities on exact neighbours: the one target every t-SNE run's KL is measured against."""
+    from openTSNE import affinity, nearest_neighbors
+
+    knn = nearest_neighbors.Sklearn(x, k=min(len(x) - 1, int(3 * perplexity)), n_jobs=thread_count())
+    p = affinity.PerplexityBasedNN(knn_index=knn, perplexity=perplexity, n_jobs=thread_count()).P.tocoo()
+    return p.row, p.col, p.data / p.data.sum()
+
+
+def kl_divergence(p, y: np.ndarray, chunk: int = 1000) -> float:
+    """Exact KL(P || Q) with Q's normaliser summed over all pairs (no BH or FFT approximation)."""
+    rows, cols, pij = p
+    y = y.astype(np.float64)
+    sq = (y ** 2).sum(1)
+    z = 0.0
+    for s in range(0, len(y), chunk):
+        w = 1 / (1 + np.maximum(sq[s:s + chunk, None] + sq[None] - 2 * y[s:s + chunk] @ y.T, 0))
+        z += w.sum() - len(w)  # minus the diagonal, where w is 1
+    q = 1 / (1 + ((y[rows] - y[cols]) ** 2).sum(1)) / z
+    return float(np.sum(pij * np.log(pij / q)))
+
+
+def quality(hi_nn: np.ndarray, labels: np.ndarray, y: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """Share of each point's k nearest neighbours in the embedding space kept in y, and leave-one-out k-NN accuracy in y."""
+    from sklearn.neighbors import NearestNeighbors
+
+    lo_nn = NearestNeighbors(n_neighbors=k).fit(y).kneighbors(return_distance=False)
+    kept = np.mean([len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(hi_nn, lo_nn)]) / k
+    votes = np.array([np.bincount(row, minlength=labels.max() + 1).argmax() for row in labels[lo_nn]])
+    return float(kept), float(np.mean(votes == labels))
+
+
+def first_use(x: np.ndarray, name: str) -> float:
+    """Seconds of the first projection in a fresh process: lazy imports and numba compilation included."""
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/x.npy", x)
+        code = (f"import sys, time, numpy as np; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'bench')!r}]\n"
+                "import bench_projection\n"
+                f"x = np.load({tmp + '/x.npy'!r}); start = time.perf_counter(); bench_projection.RUNNERS[{name!r}](x)\n"
+                "print(time.perf_counter() - start)")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(run.stdout.split()[-1])
 
 
 def main() -> None:
@@ -26,19 +100,36 @@ def main() -> None:
     p.add_argument("--encoder", default="image", choices=embeddings.ENCODERS)
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--quick", action="store_true", help="2,000 points")
+    p.add_argument("--baseline", action="store_true", help="also the former settings (t-SNE: Annoy kNN, FFT throughout;"
+                   " UMAP: NN-descent)")
+    p.add_argument("--first-use", action="store_true", help="also time each first projection in a fresh process")
     args = p.parse_args()
     n = 2000 if args.quick else args.n
     model, _, split = embeddings.load_split(args.weights, paths.data_dir(), "test")
-    x = embeddings.compute(model, split, args.encoder, n=n).vectors
-    print(f"{len(x)} {args.encoder} embeddings of {x.shape[1]} dims from {args.weights}; load average {os.getloadavg()[0]:.1f}")
-    # Warm-up: numba compiles UMAP's and openTSNE's kernels on first use in a process. Above 4,096
-    # points UMAP switches to NN-descent and above 5,000 t-SNE to FFT gradients: warm those paths too.
+    e = embeddings.compute(model, split, args.encoder, n=n)
+    x, labels = e.vectors, e.meta["digit"].to_numpy()
+    print(f"{len(x)} {args.encoder} embeddings of {x.shape[1]} dims from {args.weights}; {thread_count()} threads; {load()}")
+    runs = [name for name in RUNNERS if args.baseline or not name.endswith(" old")]
+    if args.first_use:
+        for name in runs[:-1]:
+            print(f"  first use {name} in a fresh process: {first_use(x, name):.1f} s  ({load()})", flush=True)
+    # Warm-up: numba compiles UMAP's kernels on first use in a process (and the old UMAP's NN-descent above 4,096
+    # points); above 5,000 points t-SNE takes FFT gradients early on: warm those paths too.
     warm = x[np.random.default_rng(0).permutation(len(x))[:5001]] if len(x) > 5001 else x
-    for method in ("umap", "tsne"):
-        print(f"  warm-up {method} ({len(warm)} points): {timed(embeddings.project, warm, method):.1f} s", flush=True)
-    for name, fn in (("t-SNE", lambda: embeddings.project(x, "tsne")), ("UMAP", lambda: embeddings.project(x, "umap")),
-                     ("PCA", lambda: embeddings.project(x, "pca")), ("k-means", lambda: embeddings.kmeans(x, 10))):
-        print(f"{name:>8}: {timed(fn):6.1f} s  (load {os.getloadavg()[0]:.1f})", flush=True)
+    for name in runs[:-1]:
+        print(f"  warm-up {name} ({len(warm)} points): {timed(RUNNERS[name], warm)[0]:.1f} s  ({load()})", flush=True)
+    from sklearn.neighbors import NearestNeighbors
+
+    hi_nn = NearestNeighbors(n_neighbors=10).fit(x).kneighbors(return_distance=False)
+    ref = reference_p(x)
+    print("quality: KL(P||Q) exact against perplexity-30 P on exact neighbours (t-SNE only); share of the 10 nearest"
+          " neighbours kept; 10-NN leave-one-out digit accuracy in the projection")
+    for name in runs:
+        seconds, y = timed(RUNNERS[name], x)
+        kl = f"KL {kl_divergence(ref, y):.3f}  " if name.startswith("t-SNE") else ""
+        kept, acc = quality(hi_nn, labels, y)
+        print(f"{name:>10}: {seconds:6.1f} s  ({load()})  {kl}kNN kept {kept:.3f}  10-NN acc {acc:.4f}", flush=True)
+    print(f"{'k-means':>10}: {timed(embeddings.kmeans, x, 10)[0]:6.1f} s  ({load()})")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -96,35 +97,63 @@ def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: floa
 
         return PCA(n_components=dims, random_state=seed).fit_transform(x).astype(np.float32)
     if method == "umap":
-        import umap
-
-        if progress:
-            progress(0.1, "UMAP: building the neighbour graph")
-        model = umap.UMAP(n_components=dims, n_neighbors=int(min(n_neighbors, len(x) - 1)), min_dist=min_dist,
-                          random_state=seed, n_jobs=1)  # a fixed random_state makes UMAP serial anyway
-        return model.fit_transform(x).astype(np.float32)
+        return _umap(x, dims, n_neighbors, min_dist, seed, progress)
     return _tsne(x, dims, perplexity, seed, progress)
+
+
+def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, progress: Progress | None) -> np.ndarray:
+    import umap
+    from sklearn.neighbors import NearestNeighbors
+
+    if progress:
+        progress(0.1, "UMAP: building the neighbour graph")
+    k = int(min(n_neighbors, len(x) - 1))
+    # Exact neighbours (~1 s for 10,000 x 64) spare the first UMAP above 4,096 points numba's compilation of
+    # NN-descent. UMAP lists each point as its own nearest neighbour and takes the first non-zero distance as
+    # the point's radius, so the self-distance must be 0, not BLAS round-off (that kept 0.22 of 10-NN, not 0.24).
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
+    dist[:, 0] = 0
+    model = umap.UMAP(n_components=dims, n_neighbors=k, min_dist=min_dist, random_state=seed,
+                      n_jobs=1, precomputed_knn=(idx, dist.astype(np.float32)))  # a fixed random_state makes UMAP serial anyway
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")  # no search index: only transform() needs one
+        return model.fit_transform(x).astype(np.float32)
 
 
 def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None) -> np.ndarray:
     from openTSNE import TSNE
 
     iters = {"early": 250, "normal": 500}
+    total = sum(iters.values())
     perplexity = float(min(perplexity, (len(x) - 1) / 3))
     done = {"n": 0}
 
     def callback(iteration, error, embedding):
         done["n"] += 25
         if progress:
-            progress(min(0.99, done["n"] / sum(iters.values())), f"t-SNE: iteration {done['n']} of {sum(iters.values())}")
+            progress(min(0.99, done["n"] / total), f"t-SNE: iteration {done['n']} of {total}")
         return False
 
-    # Both cores on a quiet machine took 10,000 points from 57 to 52 s; DIGITS_THREADS caps it when shared.
-    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=thread_count(),
-                early_exaggeration_iter=iters["early"], n_iter=iters["normal"],
-                negative_gradient_method="fft" if dims == 2 and len(x) > 5000 else "bh",  # BH is faster below ~5k
+    jobs = thread_count()  # DIGITS_THREADS caps it when the machine is shared
+    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=jobs,
                 callbacks=callback, callbacks_every_iters=25, verbose=False)
-    return np.asarray(tsne.fit(x), dtype=np.float32)
+    embedding = tsne.prepare_initial(x, _tsne_affinities(x, perplexity, jobs))
+    # The two phases of TSNE.fit with its defaults, each with the faster gradient: FFT's cost grows with the
+    # embedding's area, BH's barely does, so FFT wins while early exaggeration keeps 10,000 points compact and
+    # BH (threaded, where openTSNE's FFT is serial) once they spread: 500 BH iterations take ~a third of FFT's.
+    early = "fft" if dims == 2 and len(x) > 5000 else "bh"
+    embedding.optimize(iters["early"], exaggeration=12, momentum=0.8, negative_gradient_method=early, inplace=True)
+    embedding.optimize(iters["normal"], momentum=0.8, negative_gradient_method="bh", inplace=True)
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _tsne_affinities(x: np.ndarray, perplexity: float, jobs: int):
+    from openTSNE import affinity, nearest_neighbors
+
+    # Exact neighbours by brute force take ~1 s for 10,000 x 64, and passing them in keeps openTSNE from
+    # importing pynndescent (numba), a start-up the first t-SNE of a process paid even when it used Annoy.
+    knn = nearest_neighbors.Sklearn(x, k=min(len(x) - 1, int(3 * perplexity)), n_jobs=jobs)
+    return affinity.PerplexityBasedNN(knn_index=knn, perplexity=perplexity, n_jobs=jobs)
 
 
 def kmeans(x: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:

@@ -11,11 +11,11 @@ from core import embeddings as E
 REPO = E.__file__.rsplit("/core/", 1)[0]
 
 
-def blobs(n_per=40, dim=16, seed=0):
+def blobs(n_per=40, dim=16, seed=0, k=5):
     rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 10, (5, dim))
+    centres = rng.normal(0, 10, (k, dim))
     x = np.concatenate([c + rng.normal(0, 0.5, (n_per, dim)) for c in centres]).astype(np.float32)
-    return x, np.repeat(np.arange(5), n_per)
+    return x, np.repeat(np.arange(k), n_per)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,47 @@ def test_projections_keep_separated_clusters_separated(method, dims):
     assert q["ARI"] > 0.9 and q["silhouette"] > 0.5
     if method == "tsne":
         assert seen and all(0 <= f <= 1 for f in seen) and seen == sorted(seen)
+
+
+def test_tsne_progress_counts_all_750_iterations():
+    x, _ = blobs()
+    seen = []
+    E.project(x, "tsne", perplexity=15, progress=lambda f, m: seen.append((f, m)))
+    assert len(seen) == 30 and seen[0][1] == "t-SNE: iteration 25 of 750" and seen[-1][1] == "t-SNE: iteration 750 of 750"
+    assert all(0 < f <= 0.99 for f, _ in seen)
+
+
+def test_tsne_above_5000_points_keeps_ten_clusters_apart():
+    # Above 5,000 points in 2-D the early iterations take FFT gradients and the rest Barnes-Hut.
+    x, labels = blobs(n_per=510, dim=64, seed=3, k=10)
+    xy = E.project(x, "tsne")
+    assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
+    q = E.cluster_quality(xy, labels, k=10)
+    assert q["ARI"] > 0.9 and q["silhouette"] > 0.5
+
+
+def test_umap_above_4096_points_keeps_ten_clusters_apart():
+    # Above 4,096 points UMAP would search neighbours with NN-descent; here it gets exact ones.
+    x, labels = blobs(n_per=420, dim=64, seed=4, k=10)
+    xy = E.project(x, "umap")
+    assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
+    q = E.cluster_quality(xy, labels, k=10)
+    assert q["ARI"] > 0.9 and q["silhouette"] > 0.5
+
+
+def test_tsne_of_the_fewest_points_in_3d():
+    xyz = E.project(blobs(n_per=1)[0], "tsne", dims=3)
+    assert xyz.shape == (5, 3) and np.isfinite(xyz).all()
+
+
+def test_tsne_never_loads_numba():
+    # numba's start-up (pynndescent) cost the first t-SNE of a process tens of seconds; exact kNN avoids it.
+    code = ("import sys, numpy as np; from core import embeddings as E\n"
+            "E.project(np.random.default_rng(0).normal(size=(1200, 16)).astype('float32'), 'tsne')\n"
+            "print(sorted({'numba', 'pynndescent'} & set(sys.modules)))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
 
 
 def test_cluster_quality_tells_structure_from_noise():
