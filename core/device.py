@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 
-import torch
+# torch is imported inside the functions that use it: thread_count() serves modules (t-SNE, the Explore
+# page's constants) that should not pay torch's import (~1 s) for it.
 
 
-def best_device() -> torch.device:
+def best_device():
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -17,4 +20,6 @@ def thread_count() -> int:
 
 
 def use_all_cores() -> None:
+    import torch
+
     torch.set_num_threads(thread_count())

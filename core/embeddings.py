@@ -11,7 +11,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from core.device import thread_count
 
@@ -46,9 +45,10 @@ def load_split(weights: str | Path, root: str | Path, split: str = "test"):
     return model, ckpt, getattr(data, split)
 
 
-@torch.inference_mode()
 def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int = 1000) -> Embedding:
     """Embeddings of up to n points: images (image), unique clips (audio) or image+clip pairs (fused)."""
+    import torch  # here: the Explore page imports this module for its constants, before it has a model
+
     if encoder not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS}, not {encoder!r}")
     needed = ("image", "audio") if encoder == "fused" else (encoder,)
@@ -67,8 +67,9 @@ def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int 
     for start in range(0, len(rows), batch):
         img = torch.from_numpy(data.images[images[start:start + batch]]) if images is not None else None
         aud = torch.from_numpy(data.clips[clips[start:start + batch], 0]) if encoder != "image" else None
-        vecs.append(model.embeddings(image=img, audio=aud)[encoder].float().numpy())
-        logits = model(image=img, audio=aud)
+        with torch.inference_mode():
+            vecs.append(model.embeddings(image=img, audio=aud)[encoder].float().numpy())
+            logits = model(image=img, audio=aud)
         head = logits.get(encoder, logits.get("fused"))  # a model without per-modality heads predicts nothing alone
         preds.append(head.argmax(1).numpy() if head is not None else np.full(len(vecs[-1]), -1))
     labels = data.clip_labels[clips] if encoder == "audio" else data.labels[rows]

@@ -97,6 +97,14 @@ def test_tsne_never_loads_numba():
     assert run.stdout.strip() == "[]"
 
 
+def test_the_explore_page_constants_come_without_torch():
+    # pages/embeddings.py imports ENCODERS and MAX_POINTS before it has a model: no torch import (~1 s) for that.
+    code = "import sys; from core.embeddings import ENCODERS, MAX_POINTS; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
+
+
 def test_cluster_quality_tells_structure_from_noise():
     x, labels = blobs()
     good = E.cluster_quality(x, labels, k=5)
