@@ -10,7 +10,7 @@ from numba import njit
 
 
 @njit(cache=True, boundscheck=False)
-def _forward(x, bits, threshold, scale, out, code):  # pragma: no cover - compiled
+def _forward(x, bits, threshold, scale, out, code):
     rows, n = x.shape
     for r in range(rows):
         for t in range(n):
@@ -28,7 +28,7 @@ def _forward(x, bits, threshold, scale, out, code):  # pragma: no cover - compil
 
 
 @njit(cache=True, boundscheck=False)
-def _backward(g, code, scale, grad):  # pragma: no cover - compiled
+def _backward(g, code, scale, grad):
     rows, n = g.shape
     for r in range(rows):
         for t in range(n):

@@ -64,19 +64,12 @@ def test_tsne_progress_counts_all_750_iterations():
     assert all(0 < f <= 0.99 for f, _ in seen)
 
 
-def test_tsne_above_5000_points_keeps_ten_clusters_apart():
-    # Above 5,000 points in 2-D the early iterations take FFT gradients and the rest Barnes-Hut.
-    x, labels = blobs(n_per=510, dim=64, seed=3, k=10)
-    xy = E.project(x, "tsne")
-    assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
-    q = E.cluster_quality(xy, labels, k=10)
-    assert q["ARI"] > 0.9 and q["silhouette"] > 0.5
-
-
-def test_umap_above_4096_points_keeps_ten_clusters_apart():
-    # Above 4,096 points UMAP would search neighbours with NN-descent; here it gets exact ones.
-    x, labels = blobs(n_per=420, dim=64, seed=4, k=10)
-    xy = E.project(x, "umap")
+# t-SNE above 5,000 points in 2-D takes FFT gradients early and Barnes-Hut after; UMAP above 4,096 points
+# would search neighbours with NN-descent, and gets exact ones instead.
+@pytest.mark.parametrize("method, n_per, seed", [("tsne", 510, 3), ("umap", 420, 4)])
+def test_large_projections_keep_ten_clusters_apart(method, n_per, seed):
+    x, labels = blobs(n_per=n_per, dim=64, seed=seed, k=10)
+    xy = E.project(x, method)
     assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
     q = E.cluster_quality(xy, labels, k=10)
     assert q["ARI"] > 0.9 and q["silhouette"] > 0.5
