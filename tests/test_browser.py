@@ -106,6 +106,8 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
             page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
             page.goto(url, timeout=120_000)
             page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
+            # The sidebar was drawn while the model loaded; it names the model without the visitor clicking.
+            page.locator('[data-testid="stSidebar"]').get_by_text("Loaded: ").wait_for(timeout=30_000)
 
             # Draw a 7 with the mouse on the canvas (fabric.js listens on its upper canvas).
             canvas = page.locator(".upper-canvas").first

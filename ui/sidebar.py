@@ -36,6 +36,12 @@ def _active_model() -> None:
 
     st.selectbox("Serve predictions with", options, key="active_run", format_func=label,
                  help="Only finished runs can be made active; the choice holds for this browser session.")
+    # The sidebar is drawn before the page waits for the model, so while it loads the status checks again
+    # each second; otherwise it would say "Loading" until the visitor's next click.
+    st.fragment(_model_status, run_every=None if state.is_ready() else 1.0)()
+
+
+def _model_status() -> None:
     if not state.is_ready():
         st.caption("Loading the model in the background…")
         return
