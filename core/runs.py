@@ -93,6 +93,11 @@ def safe_run_dir(run_id: str, runs_root: Path | None = None) -> Path:
     return path
 
 
+# Set by app.py when it, not the user, chose OMP_WAIT_POLICY=PASSIVE for its own process: trainings it starts
+# get OpenMP's default back (spinning threads train ~30% faster on an idle machine).
+APP_WAIT_POLICY_ENV = "DIGITS_APP_SET_OMP_WAIT_POLICY"
+
+
 def pid_alive(pid: int | None) -> bool:
     """A live, non-zombie process that is a core.train job (pids get reused)."""
     if not pid:
@@ -160,6 +165,8 @@ def start_training(request: TrainRequest, runs_root: Path | None = None, data_di
         run_dir = safe_run_dir(run_id, runs_root)
         run_dir.mkdir()
         env = dict(os.environ)
+        if env.pop(APP_WAIT_POLICY_ENV, None):  # the app's OpenMP setting was for itself, not for training
+            env.pop("OMP_WAIT_POLICY", None)
         if data_dir:
             env[paths.DATA_DIR_ENV] = str(data_dir)
         with open(run_dir / "train.log", "wb") as log:

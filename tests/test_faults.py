@@ -14,8 +14,8 @@ import pytest
 from core import checkpoint, paths
 from core.errors import CheckpointError, DigitsError
 from core.io import atomic_write
-from core.runs import (InvalidRunId, TrainingBusy, TrainRequest, active_training, cancel, list_runs, pid_alive,
-                       run_info, safe_run_dir, start_training, weights_of)
+from core.runs import (APP_WAIT_POLICY_ENV, InvalidRunId, TrainingBusy, TrainRequest, active_training, cancel, list_runs,
+                       pid_alive, run_info, safe_run_dir, start_training, weights_of)
 
 REPO = Path(__file__).resolve().parent.parent
 # The smallest training the form allows: 1% of MNIST (550 pairs); 30 epochs so it cannot finish before the kill.
@@ -176,3 +176,22 @@ def test_two_simultaneous_starts_launch_one_training(tmp_path, data_root):
             pid = _pid(safe_run_dir(run_id, tmp_path))
             os.kill(pid, signal.SIGKILL)
             _wait(lambda: not pid_alive(pid), "the training to stop", timeout=60)
+
+
+@pytest.mark.parametrize("set_by_app, expected", [(True, None), (False, b"PASSIVE")])
+def test_a_training_gets_the_openmp_wait_policy_the_user_chose(tmp_path, data_root, monkeypatch, set_by_app, expected):
+    # app.py makes its own OpenMP threads sleep while they wait; a training it starts keeps OpenMP's default
+    # (spinning trains faster), unless the user set the policy themselves.
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    if set_by_app:
+        monkeypatch.setenv(APP_WAIT_POLICY_ENV, "1")
+    else:
+        monkeypatch.delenv(APP_WAIT_POLICY_ENV, raising=False)
+    run_id = start_training(TINY, runs_root=tmp_path, data_dir=str(data_root))
+    pid = _pid(safe_run_dir(run_id, tmp_path))
+    try:
+        environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in v)
+        assert environ.get(b"OMP_WAIT_POLICY") == expected and APP_WAIT_POLICY_ENV.encode() not in environ
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        _wait(lambda: not pid_alive(pid), "the training to stop", timeout=60)
