@@ -58,14 +58,14 @@ def ours(config, data, weight):
     return time.perf_counter() - start, model
 
 
-def warm_up(config, data, order, weight) -> float:
+def warm_up(config, order, weight) -> float:
     """A few steps of each loop on throwaway models, so neither timed epoch pays a one-time cost (oneDNN
     primitives; numba's import and compile, or its on-disk cache). Returns the seconds ours' first step took."""
     models.FAST_OPS = True
     model = models.DigitClassifier(config.model).train()
     img, aud, y = (t[:config.train.batch_size] for t in order)
     start = time.perf_counter()
-    _loss(model(image=img, audio=aud), y, weight, 0.5).backward()
+    _loss(model(image=img, audio=aud), y, weight, config.train.aux_loss_weight).backward()
     first = time.perf_counter() - start
     reference(config, order, weight, limit=3 * config.train.batch_size)
     return first
@@ -93,7 +93,7 @@ def main() -> None:
         order = epoch_order(data, config.train.batch_size, config.train.seed)
         weight = class_weights(data.train.labels)
         n = len(order[2])
-        first = warm_up(config, data, order, weight)
+        first = warm_up(config, order, weight)
         print(f"try10, seed {seed}, 1 epoch of {n} pairs, batch {config.train.batch_size}, {args.threads} thread(s), "
               f"load average {os.getloadavg()[0]:.1f} at start; ours' first step in the process (numba's import and kernels) "
               f"{first:.2f} s, before timing")
