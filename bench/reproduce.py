@@ -65,7 +65,7 @@ def main() -> None:
     if not args.skip_loso and (not loso_file.exists() or (args.only and "audio_loso" in args.only)):
         config = budgeted(SEED_TRIALS["try10"].config, "try10-audio_loso", ("audio",))
         started = time.perf_counter()
-        loso = loso_audio(config, root, epochs=BUDGET["epochs"],
+        loso = loso_audio(config, root, epochs=BUDGET["epochs"], conditions=(),
                           on_speaker=lambda s, a: print(f"loso {s}: {a:.1f}%", flush=True))
         save_result({"entry": "try10 audio LOSO", "trial": "try10-audio_loso", "config": to_dict(config), "history": [],
                      "kind": "ablation", "budget": {**budget, "note": "1 epoch per held-out speaker over the other five"},

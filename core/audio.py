@@ -150,23 +150,45 @@ def place_in_window(speech: np.ndarray, offset: int | None = None, rng: np.rando
     return window
 
 
-def mfcc_features(window: np.ndarray, warp: float = 1.0) -> np.ndarray:
+def mfcc_features(window: np.ndarray, warp: float = 1.0, pitch: float = 1.0) -> np.ndarray:
     """39 frames x 13: MFCC 1-12 and the log energy of each 50 ms frame (25 ms hop), float32.
 
     warp != 1 stretches the spectrum's frequency axis (vocal tract length perturbation): formants and
-    pitch move together, as between a child, a woman and a man, while the timing stays."""
+    pitch move together, as between a child, a woman and a man, while the timing stays. pitch != 1
+    then moves the harmonics alone: each frame's log spectrum is split into its envelope (the low
+    quefrencies) and the fine structure above it, and only the fine structure is stretched."""
     import librosa
 
     spec = np.abs(librosa.stft(window, n_fft=FRAME_LENGTH, hop_length=HOP_LENGTH, win_length=FRAME_LENGTH,
                                center=False)) ** 2
     if abs(warp - 1) > 1e-6:
-        bins = np.arange(spec.shape[0], dtype=np.float64)
-        spec = np.stack([np.interp(bins / warp, bins, col) for col in spec.T], axis=1)
+        spec = _stretch(spec, warp)
+    if abs(pitch - 1) > 1e-6:
+        spec = _shift_harmonics(spec, pitch)
     mel = librosa.feature.melspectrogram(S=spec, sr=SAMPLE_RATE, n_fft=FRAME_LENGTH, n_mels=40, fmax=SAMPLE_RATE / 2)
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_COEFFS)[1:]  # c0 duplicates the energy term
     frames = librosa.util.frame(window, frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH)
     log_energy = np.log((frames.astype(np.float64) ** 2).sum(axis=0) + 1e-10)
     return np.concatenate([mfcc.T, log_energy[:, None]], axis=1).astype(np.float32)
+
+
+def _stretch(spec: np.ndarray, factor: float) -> np.ndarray:
+    """(bins, frames) with the frequency axis stretched by factor: content at f moves to f * factor."""
+    bins = np.arange(spec.shape[0], dtype=np.float64)
+    return np.stack([np.interp(bins / factor, bins, col) for col in spec.T], axis=1)
+
+
+ENVELOPE_QUEFRENCIES = 12  # cepstral bins below a 1.5 ms lag (at 8 kHz): the vocal tract, not the pitch
+
+
+def _shift_harmonics(spec: np.ndarray, factor: float) -> np.ndarray:
+    """Move the pitch harmonics by factor and keep the spectral envelope (the formants) in place."""
+    log_spec = np.log(spec + 1e-10)
+    cepstrum = np.fft.irfft(log_spec, axis=0)
+    cepstrum[ENVELOPE_QUEFRENCIES : -ENVELOPE_QUEFRENCIES + 1] = 0
+    envelope = np.fft.rfft(cepstrum, axis=0).real[: spec.shape[0]]
+    fine = _stretch(log_spec - envelope, factor)
+    return np.exp(envelope + fine)
 
 
 def features_from_samples(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -183,6 +205,7 @@ class Augmentation:
     snr_db: tuple[float, float] = (10.0, 40.0)  # white-ish room noise over the whole window
     noise_probability: float = 0.7
     warp: tuple[float, float] = (1.0, 1.0)  # frequency-axis stretch (vocal tract length), see mfcc_features
+    pitch: tuple[float, float] = (1.0, 1.0)  # harmonics alone moved by this factor, formants kept; log-uniform
     time_masks: int = 0  # SpecAugment: this many masks of up to max_time_mask frames each
     max_time_mask: int = 4
     coef_masks: int = 0  # ... and of up to max_coef_mask cepstral coefficients (never the energy)
@@ -194,6 +217,11 @@ AUGMENTATIONS = {
     "basic": Augmentation(),
     "warp": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.15)),
     "voice": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.15), snr_db=(5.0, 40.0), time_masks=2, coef_masks=1),
+    # Women's formants sit ~15-20 % and children's ~30-40 % above men's: warps up to 1.45 cover them.
+    "wide": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.45), snr_db=(5.0, 40.0), time_masks=2, coef_masks=1),
+    # ... and their pitch is up to 2.5x a man's, which a warp alone (harmonics and formants together) misses.
+    "wide-pitch": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.45), pitch=(1.0, 2.5), snr_db=(5.0, 40.0),
+                               time_masks=2, coef_masks=1),
 }
 
 
@@ -219,7 +247,10 @@ def augmented_window(speech: np.ndarray, rng: np.random.Generator, aug: Augmenta
 
 def augmented_features(speech: np.ndarray, rng: np.random.Generator, aug: Augmentation = Augmentation()) -> np.ndarray:
     """One random (39, 13) view: augmented_window, a vocal tract warp, then SpecAugment-style masks."""
-    features = mfcc_features(augmented_window(speech, rng, aug), warp=float(rng.uniform(*aug.warp)))
+    warp = float(rng.uniform(*aug.warp))
+    # Drawn only when the preset asks, so the other presets' random streams (and cached banks) stay as they were.
+    pitch = float(np.exp(rng.uniform(*np.log(aug.pitch)))) if aug.pitch != (1.0, 1.0) else 1.0
+    features = mfcc_features(augmented_window(speech, rng, aug), warp=warp, pitch=pitch)
     fill = features.mean(axis=0)  # masked cells get the utterance mean: zero after mean normalisation
     for _ in range(aug.time_masks):
         width = int(rng.integers(0, aug.max_time_mask + 1))

@@ -20,7 +20,7 @@ REQUIRED_KEYS = ("format_version", "state_dict", "config", "feature_stats")
 
 
 def save(path: Path, model: DigitClassifier, config: RunConfig, mean: np.ndarray, std: np.ndarray,
-         metrics: dict | None = None, half: bool = False) -> Path:
+         metrics: dict | None = None, half: bool = False, calibration: dict | None = None) -> Path:
     """Write atomically; half=True stores floating weights as float16 (loaded back as float32)."""
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu().clone())
              for k, v in model.state_dict().items()}
@@ -31,6 +31,8 @@ def save(path: Path, model: DigitClassifier, config: RunConfig, mean: np.ndarray
         "feature_stats": {"mean": torch.as_tensor(mean, dtype=torch.float32), "std": torch.as_tensor(std, dtype=torch.float32)},
         "metrics": metrics or {},
     }
+    if calibration is not None:
+        ckpt["calibration"] = check_calibration(calibration)
     return atomic_write(path, lambda f: torch.save(ckpt, f))
 
 
@@ -77,5 +79,33 @@ def load(source: Path | bytes, device: str | torch.device = "cpu") -> tuple[Digi
                for k in ("mean", "std")) or not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise CheckpointError(f"the checkpoint's feature statistics or weights are malformed (need {N_COEFFS} finite "
                               "coefficients and finite weights)")
+    if "calibration" in ckpt:
+        ckpt["calibration"] = check_calibration(ckpt["calibration"])
     ckpt["run_config"] = config
     return model.to(device).eval(), ckpt
+
+
+FUSION_RULES = ("learned", "product")
+
+
+def check_calibration(calibration) -> dict:
+    """A checkpoint's calibration, validated: {"temperature": {head: T}, "audio_unsure_below": c, "fusion": rule}."""
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"the checkpoint's calibration is malformed: {why}")
+
+    if not isinstance(calibration, dict):
+        raise bad("not a dictionary")
+    temps = calibration.get("temperature", {})
+    if not isinstance(temps, dict) or set(temps) - {"fused", "image", "audio"}:
+        raise bad("temperature must map fused/image/audio to numbers")
+    for head, t in temps.items():
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.01 <= t <= 100:
+            raise bad(f"the {head} temperature must be a number from 0.01 to 100, not {t!r}")
+    unsure = calibration.get("audio_unsure_below", 0.0)
+    if isinstance(unsure, bool) or not isinstance(unsure, (int, float)) or not 0 <= unsure <= 1:
+        raise bad(f"audio_unsure_below must be a probability, not {unsure!r}")
+    if calibration.get("fusion", "learned") not in FUSION_RULES:
+        raise bad(f"fusion must be one of {', '.join(FUSION_RULES)}, not {calibration.get('fusion')!r}")
+    return {"temperature": {h: float(t) for h, t in temps.items()}, "audio_unsure_below": float(unsure),
+            "fusion": calibration.get("fusion", "learned"),
+            "source": str(calibration.get("source", ""))[:500]}

@@ -53,6 +53,8 @@ class FeatureConfig:
     utterance_norm: str = "none"  # "none", "mean" or "meanvar": per-utterance CMVN before global stats
     augment_views: int = 8  # precomputed random views per training clip (0 = clean only)
     synthetic_voices: bool = False  # add espeak-ng voices to the audio training data
+    raised_voices: int = 0  # ... and this many more takes per voice and digit at a raised pitch
+    voice_accents: int = 1  # ... each espeak-ng variant spoken in this many English accents
     augmentation: str = "basic"  # a preset of core.audio.AUGMENTATIONS for the views
 
 

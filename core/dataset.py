@@ -10,7 +10,7 @@ from core import audio
 from core.config import RunConfig
 from core.data.fsdd import OFFICIAL_TEST_TAKES
 from core.data.mnist import load_mnist
-from core.data.pairing import balanced_pairing
+from core.data.pairing import TEST_PAIRING_SEED, VAL_PAIRING_SEED, balanced_pairing
 from core.features import ClipBank, load_fsdd_bank
 
 
@@ -62,45 +62,65 @@ def _views(bank: ClipBank, mean, std, norm: str, with_views: bool) -> np.ndarray
     return audio.standardize(stacked, mean, std, norm)
 
 
-def load_run_data(cfg: RunConfig, root: Path, progress=None,
-                  stats: tuple[np.ndarray, np.ndarray] | None = None) -> RunData:
-    """Everything one run needs, with the training part limited by train_fraction and limit.
-
-    stats: a checkpoint's feature (mean, std), to evaluate it exactly as it was trained."""
-    t, f = cfg.train, cfg.features
+def _mnist_splits(cfg: RunConfig, root: Path, subsample: bool) -> tuple:
+    """(train images, labels, validation images, labels, test images, labels); subsample applies
+    train_fraction and limit to the training images."""
+    t = cfg.train
     images, labels = load_mnist(root, "train")
     n_val = t.validation_images
     tr_img, tr_lab, va_img, va_lab = images[:-n_val], labels[:-n_val], images[-n_val:], labels[-n_val:]
-    rng = np.random.default_rng(t.seed)
     n_train = len(tr_img)
-    if t.train_fraction < 1.0:
+    if subsample and t.train_fraction < 1.0:
         n_train = max(10, int(round(n_train * t.train_fraction)))
-    if t.limit:
+    if subsample and t.limit:
         n_train = min(n_train, t.limit)
     if n_train < len(tr_img):
-        keep = np.sort(rng.permutation(len(tr_img))[:n_train])
+        keep = np.sort(np.random.default_rng(t.seed).permutation(len(tr_img))[:n_train])
         tr_img, tr_lab = tr_img[keep], tr_lab[keep]
     te_img, te_lab = load_mnist(root, "test")
+    return tr_img, tr_lab, va_img, va_lab, te_img, te_lab
 
+
+def _splits(cfg: RunConfig, mnist: tuple, banks: tuple[ClipBank, ClipBank, ClipBank], mean, std,
+            train_views: bool) -> RunData:
+    tr_img, tr_lab, va_img, va_lab, te_img, te_lab = mnist
+    norm = cfg.features.utterance_norm
+
+    def split(img, lab, b: ClipBank, with_views: bool, seed: int) -> Split:
+        return Split(img, lab, _views(b, mean, std, norm, with_views), b.digits, b.speakers, b.names,
+                     balanced_pairing(lab, b.digits, seed))
+
+    train_bank, val_bank, test_bank = banks
+    return RunData(
+        train=split(tr_img, tr_lab, train_bank, train_views, cfg.train.seed),
+        val=split(va_img, va_lab, val_bank, False, VAL_PAIRING_SEED),
+        test=split(te_img, te_lab, test_bank, False, TEST_PAIRING_SEED),
+        feature_mean=mean, feature_std=std,
+    )
+
+
+def load_run_data(cfg: RunConfig, root: Path, progress=None) -> RunData:
+    """Everything one training run needs: augmented views, synthetic voices, statistics from the training
+    clips, and the training images limited by train_fraction and limit."""
+    f = cfg.features
+    mnist = _mnist_splits(cfg, root, subsample=True)
     bank = load_fsdd_bank(root, f.augment_views, progress=progress, augmentation=f.augmentation)
     m_train, m_val, m_test = _clip_masks(bank, cfg)
     train_bank = bank.subset(m_train)
     if f.synthetic_voices:
         from core.voices import synthetic_bank  # optional extra speakers for training only
 
-        train_bank = synthetic_bank(train_bank, f.augment_views, f.augmentation)
-    if stats is None:
-        stats = feature_stats(np.concatenate([train_bank.clean[:, None], train_bank.views], 1), f.utterance_norm)
+        train_bank = synthetic_bank(train_bank, f.augment_views, f.augmentation, raised=f.raised_voices,
+                                    accents=f.voice_accents)
+    mean, std = feature_stats(np.concatenate([train_bank.clean[:, None], train_bank.views], 1), f.utterance_norm)
+    return _splits(cfg, mnist, (train_bank, bank.subset(m_val), bank.subset(m_test)), mean, std, train_views=True)
+
+
+def load_eval_data(cfg: RunConfig, root: Path, stats: tuple[np.ndarray, np.ndarray]) -> RunData:
+    """A trained model's splits, standardised with its stored statistics: every MNIST image, clean FSDD
+    clips only. Builds no training data: no augmented views, no synthetic voices (no espeak-ng)."""
+    mnist = _mnist_splits(cfg, root, subsample=False)
+    bank = load_fsdd_bank(root, 0)
+    masks = _clip_masks(bank, cfg)
     mean, std = (np.asarray(s, dtype=np.float32) for s in stats)
-
-    def split(img, lab, b: ClipBank, with_views: bool, seed: int) -> Split:
-        return Split(img, lab, _views(b, mean, std, f.utterance_norm, with_views), b.digits, b.speakers, b.names,
-                     balanced_pairing(lab, b.digits, seed))
-
-    val_bank, test_bank = bank.subset(m_val), bank.subset(m_test)
-    return RunData(
-        train=split(tr_img, tr_lab, train_bank, True, t.seed),
-        val=split(va_img, va_lab, val_bank, False, 99),
-        test=split(te_img, te_lab, test_bank, False, 1234),
-        feature_mean=mean, feature_std=std,
-    )
+    return _splits(cfg, mnist, tuple(bank.subset(m) for m in masks), mean, std, train_views=False)

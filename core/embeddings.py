@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,15 +33,14 @@ class Embedding:
 def load_split(weights: str | Path, root: str | Path, split: str = "test"):
     """(model, checkpoint, Split) for a checkpoint, with the split standardised by its own feature stats."""
     from core.checkpoint import load
-    from core.dataset import load_run_data
+    from core.dataset import load_eval_data
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, not {split!r}")
     model, ckpt = load(Path(weights))
     config = ckpt["run_config"]
-    config = replace(config, train=replace(config.train, limit=None, train_fraction=1.0))
     stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
-    data = load_run_data(config, Path(root), stats=stats)
+    data = load_eval_data(config, Path(root), stats)
     return model, ckpt, getattr(data, split)
 
 

@@ -8,6 +8,9 @@ import sys
 import numpy as np
 import torch
 
+from core import audio
+from core.calibration import expected_calibration_error, product_of_experts, reliability, softmax
+from core.data.pairing import balanced_pairing
 from core.dataset import Split
 from core.metrics import summarize
 from core.models import DigitClassifier
@@ -16,8 +19,8 @@ EVAL_BATCH = 1000
 
 
 @torch.inference_mode()
-def predict_heads(model: DigitClassifier, split: Split, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
-    """Predicted digits per head: fused and image over the paired images, audio over the unique clips."""
+def head_logits(model: DigitClassifier, split: Split, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Logits per head: fused and image over the paired images, audio over the unique clips."""
     model.eval()
     out: dict[str, list] = {}
     clips = torch.from_numpy(split.clips[:, 0])
@@ -28,20 +31,38 @@ def predict_heads(model: DigitClassifier, split: Split, device: torch.device | s
         img = images[sl].to(device)
         if both:
             aud = clips[split.pairing[sl]].to(device)
-            logits = model(image=img, audio=aud)
-            out.setdefault("fused", []).append(logits["fused"].argmax(1).cpu())
+            out.setdefault("fused", []).append(model(image=img, audio=aud)["fused"].float().cpu())
         if "image" in model.modalities:
-            out.setdefault("image", []).append(model(image=img)["image"].argmax(1).cpu())
+            out.setdefault("image", []).append(model(image=img)["image"].float().cpu())
     if "audio" in model.modalities:
         for start in range(0, len(clips), EVAL_BATCH):
-            out.setdefault("audio", []).append(model(audio=clips[start : start + EVAL_BATCH].to(device))["audio"].argmax(1).cpu())
-    return {k: torch.cat(v).numpy() for k, v in out.items()}
+            out.setdefault("audio", []).append(model(audio=clips[start : start + EVAL_BATCH].to(device))["audio"].float().cpu())
+    logits = {k: torch.cat(v).numpy() for k, v in out.items()}
+    if "fused" in logits and model.fusion.softmax_output:  # the seed's try3-6 end in a softmax: back to logits
+        logits["fused"] = np.log(np.clip(logits["fused"], 1e-12, None))
+    return logits
 
 
-def evaluate_split(model: DigitClassifier, split: Split, device: torch.device | str = "cpu") -> dict[str, dict]:
-    """summarize() per head; the audio head is scored on each clip once, the others on the images."""
-    preds = predict_heads(model, split, device)
-    return {head: summarize(split.clip_labels if head == "audio" else split.labels, p) for head, p in preds.items()}
+def predict_heads(model: DigitClassifier, split: Split, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Predicted digits per head (see head_logits)."""
+    return {head: logits.argmax(1) for head, logits in head_logits(model, split, device).items()}
+
+
+def head_labels(split: Split, head: str) -> np.ndarray:
+    """The true digits a head's outputs line up with: each clip once for audio, the images otherwise."""
+    return split.clip_labels if head == "audio" else split.labels
+
+
+def evaluate_split(model: DigitClassifier, split: Split, device: torch.device | str = "cpu",
+                   temperatures: dict[str, float] | None = None) -> dict[str, dict]:
+    """summarize() per head, plus its reliability bins and expected calibration error (%), after
+    temperatures when given."""
+    out = {}
+    for head, logits in head_logits(model, split, device).items():
+        labels = head_labels(split, head)
+        bins = reliability(softmax(logits, (temperatures or {}).get(head, 1.0)), labels)
+        out[head] = {**summarize(labels, logits.argmax(1)), "ece": 100.0 * bins.pop("ece"), "reliability": bins}
+    return out
 
 
 def headline(metrics: dict[str, dict]) -> dict[str, float]:
@@ -49,52 +70,162 @@ def headline(metrics: dict[str, dict]) -> dict[str, float]:
     return {f"{head}_{k}": round(v[k], 3) for head, v in metrics.items() for k in ("accuracy", "macro_f1")}
 
 
+def calibrated_probs(logits: dict[str, np.ndarray], calibration: dict | None) -> dict[str, np.ndarray]:
+    """Probabilities per head under a checkpoint's calibration: its temperatures, and its fusion rule
+    ("product": the fused head is the product of the calibrated image and audio heads)."""
+    temps = (calibration or {}).get("temperature", {})
+    probs = {head: softmax(v, temps.get(head, 1.0)) for head, v in logits.items()}
+    if (calibration or {}).get("fusion") == "product" and "fused" in probs:
+        probs["fused"] = product_of_experts(probs["image"], probs["audio"])
+    return probs
+
+
+def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ...]) -> dict[str, dict]:
+    """The audio head on the test clips under each condition, and what each fusion rule makes of the pairs."""
+    from core.conditions import condition_bank
+    from core.loso import audio_logits
+
+    config, calibration = ckpt["run_config"], ckpt.get("calibration")
+    test_names = set(data.test.clip_names)
+    images = image_logits(model, data.test.images) if "image" in model.modalities else None
+    out = {}
+    for condition in conditions:
+        bank = condition_bank(root, condition)
+        held = bank.subset(np.isin(bank.names, list(test_names)))
+        features = audio.standardize(held.clean, data.feature_mean, data.feature_std, config.features.utterance_norm)
+        logits = {"audio": audio_logits(model, features, 0.0, 1.0, "none")}
+        result = {"audio": _scores(logits["audio"], held.digits, calibration, "audio")}
+        if images is not None:
+            pairing = balanced_pairing(data.test.labels, held.digits)
+            import torch
+
+            with torch.inference_mode():
+                fused = torch.cat([model(image=torch.from_numpy(data.test.images[i : i + EVAL_BATCH]),
+                                         audio=torch.from_numpy(features[pairing[i : i + EVAL_BATCH]]))["fused"].float()
+                                   for i in range(0, len(pairing), EVAL_BATCH)]).numpy()
+            paired = {"fused": fused, "image": images, "audio": logits["audio"][pairing]}
+            result["fusion"] = fusion_report(paired, data.test.labels, calibration)
+        out[condition] = result
+    return out
+
+
+@torch.inference_mode()
+def image_logits(model: DigitClassifier, images: np.ndarray) -> np.ndarray:
+    """(N, 10) image-head logits for (N, 28, 28) images."""
+    x = torch.from_numpy(images)
+    return torch.cat([model(image=x[i : i + EVAL_BATCH])["image"].float() for i in range(0, len(x), EVAL_BATCH)]).numpy()
+
+
+def _scores(logits: np.ndarray, labels: np.ndarray, calibration: dict | None, head: str) -> dict:
+    probs = calibrated_probs({head: logits}, calibration)[head]
+    m = summarize(labels, logits.argmax(1))
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"],
+            "ece": 100.0 * expected_calibration_error(probs, labels)}
+
+
+def fusion_report(paired_logits: dict[str, np.ndarray], labels: np.ndarray, calibration: dict | None) -> dict:
+    """Accuracy of the learned fused head and of the calibrated product, and on the pairs where image and
+    audio disagree, how often each follows the right one."""
+    learned = paired_logits["fused"].argmax(1)
+    probs = calibrated_probs(paired_logits, {**(calibration or {}), "fusion": "product"})
+    product = probs["fused"].argmax(1)
+    split = paired_logits["image"].argmax(1) != paired_logits["audio"].argmax(1)
+
+    def rate(pred, mask):
+        return round(100.0 * float((pred[mask] == labels[mask]).mean()), 2) if mask.any() else None
+
+    all_ = np.ones(len(labels), bool)
+    return {"pairs": int(len(labels)), "disagreements": int(split.sum()),
+            "learned": {"accuracy": rate(learned, all_), "follows_right": rate(learned, split)},
+            "product": {"accuracy": rate(product, all_), "follows_right": rate(product, split)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     from core import paths
     from core.checkpoint import load
-    from core.dataset import load_run_data
+    from core.conditions import CONDITIONS
+    from core.dataset import load_eval_data
     from core.errors import DigitsError
-    from dataclasses import replace
 
-    parser = argparse.ArgumentParser(prog="python -m core.evaluate", description="Evaluate a checkpoint on a test split.")
+    parser = argparse.ArgumentParser(prog="python -m core.evaluate", description="Evaluate a checkpoint or a recipe.")
     parser.add_argument("--weights", default=str(paths.DEFAULT_WEIGHTS), help="checkpoint (default: weights/default.pt)")
     parser.add_argument("--split", choices=["official", "loso"], default="official",
                         help="official: MNIST test + FSDD takes 0-4; loso: retrain the audio recipe with each speaker held out")
+    parser.add_argument("--conditions", nargs="*", default=None, metavar="NAME",
+                        help=f"voice and room conditions to score (default: all of {', '.join(CONDITIONS)}; "
+                             "none: give the flag alone)")
+    parser.add_argument("--trial", default=None, help="loso only: a named recipe instead of the checkpoint's")
+    parser.add_argument("--save", action="store_true", help="loso only: write results/loso/<recipe>.json")
     parser.add_argument("--data-dir", default=None, help="dataset root (default: $DIGITS_DATA_DIR, else data/)")
-    parser.add_argument("--epochs", type=int, default=None, help="loso only: epochs per held-out speaker (default: the checkpoint's)")
+    parser.add_argument("--epochs", type=int, default=None, help="loso only: epochs per held-out speaker (default: the recipe's)")
     parser.add_argument("--limit", type=int, default=None, help="loso only: at most this many training pairs (smoke runs)")
+    parser.add_argument("--jobs", type=int, default=1, help="loso only: held-out speakers trained at once (processes)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    conditions = CONDITIONS if args.conditions is None else tuple(args.conditions)
     try:
         model, ckpt = load(args.weights)
-        config = ckpt["run_config"]
         root = paths.data_dir(args.data_dir)
+        stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
+        data = load_eval_data(ckpt["run_config"], root, stats)
+        temps = (ckpt.get("calibration") or {}).get("temperature")
         if args.split == "official":
-            stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
-            data = load_run_data(replace(config, train=replace(config.train, split="official", limit=1000)), root, stats=stats)
-            result = {"weights": args.weights, "split": "official", "heads": evaluate_split(model, data.test)}
+            result = {"weights": args.weights, "split": "official",
+                      "heads": evaluate_split(model, data.test, temperatures=temps),
+                      "conditions": evaluate_conditions(model, ckpt, data, root, conditions)}
         else:
             from core.loso import loso_audio
+            from core.train import build_config
 
-            result = {"weights": args.weights, "split": "loso", **loso_audio(config, root, epochs=args.epochs, limit=args.limit)}
+            config = build_config(args.trial) if args.trial else ckpt["run_config"]
+            image = None
+            if "image" in model.modalities:
+                logits = image_logits(model, data.test.images)
+                image = (calibrated_probs({"image": logits}, ckpt.get("calibration"))["image"], data.test.labels)
+            result = {"weights": args.weights, "split": "loso",
+                      **loso_audio(config, root, epochs=args.epochs, limit=args.limit, conditions=conditions,
+                                   image_probs=image, jobs=max(1, args.jobs), on_speaker=lambda s, a: print(f"{s:>9}: {a:.1f}%", file=sys.stderr, flush=True))}
+            if args.save:
+                from core.io import write_json
+
+                write_json(paths.RESULTS_DIR / "loso" / f"{result['recipe']}.json", {**result, "trial": result["recipe"],
+                           "entry": f"{result['recipe']}, leave-one-speaker-out (audio)"})
     except (DigitsError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, default=_plain))
     else:
         _print_table(result)
     return 0
 
 
+def _plain(value):
+    return value.tolist() if isinstance(value, np.ndarray) else str(value)
+
+
 def _print_table(result: dict) -> None:
     if result["split"] == "official":
         for head, m in result["heads"].items():
-            print(f"{head:>6}: accuracy {m['accuracy']:.2f}%  macro-F1 {m['macro_f1']:.2f}%  (n={m['n']})")
+            print(f"{head:>6}: accuracy {m['accuracy']:.2f}%  macro-F1 {m['macro_f1']:.2f}%  ECE {m['ece']:.2f}%  (n={m['n']})")
+        for condition, r in result["conditions"].items():
+            a = r["audio"]
+            line = f"{condition:>12}: audio accuracy {a['accuracy']:.2f}%  ECE {a['ece']:.2f}%"
+            if "fusion" in r:
+                f = r["fusion"]
+                line += (f"  fused {f['learned']['accuracy']:.2f}% (product {f['product']['accuracy']:.2f}%),"
+                         f" {f['disagreements']} disagreements")
+            print(line)
     else:
         for speaker, acc in result["per_speaker"].items():
-            print(f"{speaker:>9}: audio accuracy {acc:.1f}%")
-        print(f"     mean: {result['mean']:.1f}%   worst speaker: {result['min']:.1f}%")
+            print(f"{speaker:>12}: audio accuracy {acc:.1f}%")
+        print(f"{'mean':>12}: {result['mean']:.1f}%   worst speaker: {result['min']:.1f}% ({result['worst_speaker']})")
+        for condition, r in result["conditions"].items():
+            print(f"{condition:>12}: mean {r['mean']:.1f}%  worst {r['min']:.1f}% ({r['worst_speaker']})")
+        if result.get("calibration"):
+            c = result["calibration"]
+            print(f"temperature {c['temperature']:.3f}; ECE % (raw -> calibrated): "
+                  + ", ".join(f"{k} {v['raw']:.1f} -> {v['calibrated']:.1f}" for k, v in c["ece"].items()))
 
 
 if __name__ == "__main__":

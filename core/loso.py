@@ -1,16 +1,20 @@
-"""Leave-one-speaker-out: train a recipe's audio encoder on five FSDD speakers, test on the sixth."""
+"""Leave-one-speaker-out: train a recipe's audio encoder on five FSDD speakers, test on the sixth, as
+recorded and under voice and room conditions it never heard, with calibration fitted across speakers."""
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from core import audio
+from core.calibration import (expected_calibration_error, fit_temperature, product_of_experts, softmax,
+                              unsure_threshold)
 from core.config import RunConfig
 from core.data.fsdd import SPEAKERS
+from core.data.pairing import balanced_pairing
 
 
 def loso_config(config: RunConfig, speaker: str, epochs: int | None = None, limit: int | None = None) -> RunConfig:
@@ -22,47 +26,138 @@ def loso_config(config: RunConfig, speaker: str, epochs: int | None = None, limi
     return replace(config, name=f"{config.name}-loso-{speaker}", model=replace(config.model, modalities=("audio",)), train=train)
 
 
-def loso_audio(config: RunConfig, root: Path, epochs: int | None = None, limit: int | None = None,
-               speakers: tuple[str, ...] = SPEAKERS, on_speaker: Callable[[str, float], None] | None = None) -> dict:
-    """Audio accuracy (%) per held-out speaker and their mean, for config's audio recipe."""
+def audio_logits(model, features: np.ndarray, mean: np.ndarray, std: np.ndarray, utterance_norm: str) -> np.ndarray:
+    """(N, 10) audio-head logits for (N, 39, 13) raw features, standardised as the model was trained."""
+    import torch
+
+    x = torch.from_numpy(audio.standardize(features, mean, std, utterance_norm))
+    with torch.inference_mode():
+        return np.concatenate([model(audio=x[i : i + 1000])["audio"].float().numpy() for i in range(0, len(x), 1000)])
+
+
+def _summary(per_speaker: dict[str, float]) -> dict:
+    worst = min(per_speaker, key=per_speaker.get)
+    return {"per_speaker": per_speaker, "mean": round(float(np.mean(list(per_speaker.values()))), 2),
+            "min": per_speaker[worst], "worst_speaker": worst}
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return round(100.0 * float((logits.argmax(1) == labels).mean()), 2)
+
+
+def loso_fold(config: RunConfig, root: Path, speaker: str, epochs: int | None = None, limit: int | None = None,
+              conditions: tuple[str, ...] = ()) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Train config's audio recipe without speaker; (logits, labels) of that speaker's clips, as recorded
+    ("clean") and under each condition."""
+    from core.conditions import condition_bank
     from core.dataset import load_run_data
     from core.device import use_all_cores
-    from core.train import fit
+    from core.train import train_model
 
     use_all_cores()  # honours $DIGITS_THREADS
+    cfg = loso_config(config, speaker, epochs, limit)
+    data = load_run_data(cfg, root)
+    model, _ = train_model(cfg, data)
+    out = {"clean": (audio_logits(model, data.test.clips[:, 0], 0.0, 1.0, "none"), data.test.clip_labels)}
+    for c in conditions:
+        bank = condition_bank(root, c)
+        held = bank.subset(bank.speakers == speaker)
+        out[c] = (audio_logits(model, held.clean, data.feature_mean, data.feature_std, cfg.features.utterance_norm),
+                  held.digits)
+    return out
+
+
+def loso_audio(config: RunConfig, root: Path, epochs: int | None = None, limit: int | None = None,
+               speakers: tuple[str, ...] = SPEAKERS, on_speaker: Callable[[str, float], None] | None = None,
+               conditions: tuple[str, ...] | None = None, image_probs: tuple[np.ndarray, np.ndarray] | None = None,
+               jobs: int = 1) -> dict:
+    """Audio accuracy (%) per held-out speaker, their mean and worst, under each condition; calibration.
+
+    Each speaker's temperature is fitted on the other held-out speakers' logits (cross-fitted, so no
+    speaker calibrates itself); the pooled temperature over all of them is the one a model of this
+    recipe should ship with. image_probs (calibrated image-head probabilities and labels of test images)
+    adds how a product-of-experts fusion resolves image/audio disagreements on held-out voices.
+    jobs > 1 trains that many held-out speakers at once, in separate processes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from core.conditions import CONDITIONS, condition_bank
+
+    conditions = CONDITIONS if conditions is None else tuple(conditions)
     started = time.perf_counter()
-    per_speaker = {}
-    for speaker in speakers:
-        cfg = loso_config(config, speaker, epochs, limit)
-        summary = fit(cfg, load_run_data(cfg, root))
-        per_speaker[speaker] = round(summary["final"]["audio"]["accuracy"], 2)
+    for c in conditions:
+        condition_bank(root, c)  # built once here, not by every worker
+    logits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    args = (epochs, limit, conditions)
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = {s: pool.submit(loso_fold, config, root, s, *args) for s in speakers}
+            done = ((s, f.result()) for s, f in futures.items())
+            logits = _collect(done, on_speaker)
+    else:
+        logits = _collect(((s, loso_fold(config, root, s, *args)) for s in speakers), on_speaker)
+    return loso_report(config, logits, epochs, image_probs, time.perf_counter() - started)
+
+
+def _collect(folds, on_speaker) -> dict:
+    logits = {}
+    for speaker, fold in folds:
+        logits[speaker] = fold
         if on_speaker:
-            on_speaker(speaker, per_speaker[speaker])
-    values = list(per_speaker.values())
-    return {"per_speaker": per_speaker, "mean": round(sum(values) / len(values), 2), "min": min(values),
-            "epochs": epochs or config.train.epochs, "recipe": config.name,
-            "seconds": round(time.perf_counter() - started, 1)}
+            on_speaker(speaker, _accuracy(*fold["clean"]))
+    return logits
 
 
-def main(argv: list[str] | None = None) -> int:
-    from core import paths
-    from core.train import build_config
-
-    p = argparse.ArgumentParser(prog="python -m core.loso", description=__doc__)
-    p.add_argument("--trial", default="voice", help="named recipe whose audio side is evaluated (default: voice)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per held-out speaker (default: the trial's)")
-    p.add_argument("--data-dir", default=None, help="dataset root (default: $DIGITS_DATA_DIR, else data/)")
-    p.add_argument("--save", action="store_true", help="write results/loso/<trial>.json for the leaderboard")
-    args = p.parse_args(argv)
-    result = loso_audio(build_config(args.trial), paths.data_dir(args.data_dir), epochs=args.epochs,
-                        on_speaker=lambda s, a: print(f"{s:>9}: {a:.1f}%", file=sys.stderr, flush=True))
-    if args.save:
-        from core.io import write_json
-
-        write_json(paths.RESULTS_DIR / "loso" / f"{args.trial}.json", result)
-    print(json.dumps(result, indent=2))
-    return 0
+def loso_report(config: RunConfig, logits: dict, epochs: int | None, image_probs=None, seconds: float = 0.0) -> dict:
+    """Accuracy per speaker and condition, calibration and fusion figures from each fold's logits."""
+    conditions = [c for c in next(iter(logits.values())) if c != "clean"]
+    result = {"recipe": config.name, "epochs": epochs or config.train.epochs,
+              **_summary({s: _accuracy(*v["clean"]) for s, v in logits.items()}),
+              "conditions": {c: _summary({s: _accuracy(*v[c]) for s, v in logits.items()}) for c in conditions}}
+    result["calibration"] = _calibration(logits, ["clean", *conditions]) if len(logits) > 1 else None
+    if image_probs is not None and result["calibration"]:
+        result["fusion"] = _fusion(logits, result["calibration"]["cross_fitted_temperatures"], image_probs,
+                                   ["clean", *conditions])
+    result["seconds"] = round(seconds, 1)
+    return result
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _calibration(logits: dict, conditions: list[str]) -> dict:
+    """Cross-fitted temperatures, ECE (%) before and after, per condition; pooled temperature and threshold."""
+    speakers = list(logits)
+    temps = {s: fit_temperature(np.concatenate([logits[o]["clean"][0] for o in speakers if o != s]),
+                                np.concatenate([logits[o]["clean"][1] for o in speakers if o != s])) for s in speakers}
+    ece = {}
+    for c in conditions:
+        raw = np.concatenate([softmax(logits[s][c][0]) for s in speakers])
+        cal = np.concatenate([softmax(logits[s][c][0], temps[s]) for s in speakers])
+        labels = np.concatenate([logits[s][c][1] for s in speakers])
+        ece[c] = {"raw": round(100 * expected_calibration_error(raw, labels), 2),
+                  "calibrated": round(100 * expected_calibration_error(cal, labels), 2)}
+    clean_cal = np.concatenate([softmax(logits[s]["clean"][0], temps[s]) for s in speakers])
+    clean_labels = np.concatenate([logits[s]["clean"][1] for s in speakers])
+    pooled = fit_temperature(np.concatenate([logits[s]["clean"][0] for s in speakers]), clean_labels)
+    return {"temperature": round(pooled, 4), "cross_fitted_temperatures": {s: round(t, 4) for s, t in temps.items()},
+            "ece": ece, "unsure_below": round(unsure_threshold(clean_cal, clean_labels), 4)}
+
+
+def _fusion(logits: dict, temps: dict[str, float], image_probs: tuple[np.ndarray, np.ndarray],
+            conditions: list[str]) -> dict:
+    """Where image and audio disagree on held-out voices, how often the product of experts picks the right one."""
+    p_img_all, img_labels = image_probs
+    out = {}
+    for c in conditions:
+        follows_right = disagreements = correct = total = 0
+        for s, by_condition in logits.items():
+            lg, labels = by_condition[c]
+            pairing = balanced_pairing(labels, img_labels, seed=7)  # one test image of the same digit per clip
+            p_aud, p_img = softmax(lg, temps[s]), p_img_all[pairing]
+            fused = product_of_experts(p_img, p_aud).argmax(1)
+            a, i = p_aud.argmax(1), p_img.argmax(1)
+            split = a != i
+            disagreements += int(split.sum())
+            follows_right += int((fused[split] == labels[split]).sum())
+            correct += int((fused == labels).sum())
+            total += len(labels)
+        out[c] = {"pairs": total, "fused_accuracy": round(100 * correct / max(1, total), 2), "disagreements": disagreements,
+                  "fused_follows_right": round(100 * follows_right / max(1, disagreements), 2) if disagreements else None}
+    return out

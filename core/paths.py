@@ -11,6 +11,7 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
 RESULTS_DIR = REPO_ROOT / "results"
 DATA_DIR_ENV = "DIGITS_DATA_DIR"
 RUNS_DIR_ENV = "DIGITS_RUNS_DIR"
+CACHE_DIR_ENV = "DIGITS_CACHE_DIR"
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -32,7 +33,9 @@ def runs_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def feature_cache_dir() -> Path:
-    """Derived features are cached in the git-ignored data/cache, never beside a read-only mirror."""
-    path = DATA_CACHE_DIR / "cache"
+    """Derived features are cached in $DIGITS_CACHE_DIR, else the git-ignored data/cache; never beside a
+    read-only mirror."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    path = Path(env).expanduser().resolve() if env else DATA_CACHE_DIR / "cache"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -30,6 +30,17 @@ class Prediction:
     waveform: np.ndarray | None = None  # the 1 s, 8 kHz window the features came from
     features: np.ndarray | None = None  # (39, 13) MFCC + log energy before standardisation
     digits: dict[str, int] = field(default_factory=dict)  # argmax per head
+    unsure_below: float = 0.0  # the audio head is unsure below this (calibrated) confidence
+
+    @property
+    def audio_unsure(self) -> bool:
+        """True when the audio head's confidence is under the threshold chosen on held-out speakers."""
+        return "audio" in self.probs and max(self.probs["audio"]) < self.unsure_below
+
+    def top(self, head: str, k: int = 2) -> list[tuple[int, float]]:
+        """The k most likely digits of a head, with their probabilities."""
+        p = self.probs[head]
+        return [(int(d), float(p[d])) for d in np.argsort(p)[::-1][:k]]
 
     @property
     def disagreement(self) -> bool:
@@ -73,6 +84,7 @@ class Predictor:
         self.std = checkpoint["feature_stats"]["std"].numpy()
         self.device = torch.device(device)
         self.source = source
+        self.calibration = checkpoint.get("calibration") or {}
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
@@ -103,13 +115,19 @@ class Predictor:
             # One pass gives every head: with both inputs the model returns the per-modality heads
             # beside the fused one, so the page can show where image and audio disagree.
             logits = self.model(image=img_t, audio=aud_t)
-        probs = {h: _softmax(v) for h, v in logits.items()}
+        temps = self.calibration.get("temperature", {})
+        probs = {h: _softmax(v / temps.get(h, 1.0)) for h, v in logits.items()}
+        if self.calibration.get("fusion") == "product" and "fused" in probs and len(self.modalities) == 2:
+            # The calibrated heads' product: a clear drawing is not overridden by a voice the model is unsure of.
+            joint = np.asarray(probs["image"]) * np.asarray(probs["audio"])
+            probs["fused"] = [float(v) for v in joint / joint.sum()]
         head = "fused" if "fused" in probs and img_t is not None and aud_t is not None else next(iter(probs))
         if head == "fused" and len(self.modalities) == 1:
             head = self.modalities[0]
         digits = {h: int(np.argmax(p)) for h, p in probs.items()}
         return Prediction(digit=digits[head], confidence=float(max(probs[head])), probs=probs, head=head,
-                          image=img28, waveform=window, features=feats, digits=digits)
+                          image=img28, waveform=window, features=feats, digits=digits,
+                          unsure_below=self.calibration.get("audio_unsure_below", 0.0))
 
 
 class _OneThread:

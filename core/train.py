@@ -124,6 +124,13 @@ def fit(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_
     """Train config on data. Writes metrics.jsonl, best.pt and final.pt into run_dir when given.
 
     Returns the summary: best epoch, per-epoch history, and test metrics of the best and final weights."""
+    return train_model(config, data, run_dir, on_epoch_end, should_stop, progress, device)[1]
+
+
+def train_model(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_end: EpochCallback | None = None,
+                should_stop: Callable[[], bool] = lambda: False, progress: bool = False,
+                device=None) -> tuple[DigitClassifier, dict]:
+    """fit(), also returning the final model (in eval mode)."""
     device = device or best_device()
     t = config.train
     torch.manual_seed(t.seed)
@@ -170,7 +177,7 @@ def fit(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_
         checkpoint.save(run_dir / "final.pt", model, config, data.feature_mean, data.feature_std, {"test": headline(final_test)})
         best_model, _ = checkpoint.load(run_dir / "best.pt", device)
         summary["best"] = evaluate_split(best_model, data.test, device)
-    return summary
+    return model.eval(), summary
 
 
 def _bar(total: int, enabled: bool):

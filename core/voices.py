@@ -22,15 +22,19 @@ VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f
             "Lee", "Mike", "zac", "rob", "aunty", "benjamin", "caleb", "victor", "Gene", "grandma")
 N_VOICES = len(VARIANTS)
 RENDITIONS = 2  # takes per voice and digit, each at its own speed and pitch
+PITCH = (20, 80)  # espeak-ng's -p range (0-99, default 50) of the ordinary takes
+RAISED_PITCH = (80, 100)  # ... and of the raised takes, toward women's and children's voices
 
 
 class EspeakMissing(DigitsError, RuntimeError):
     """espeak-ng is not installed, so synthetic voices cannot be rendered."""
 
 
-def voice_names(n: int = N_VOICES) -> list[str]:
-    """n espeak-ng voices: each variant once, with the accents taken in turn."""
-    return [f"{ACCENTS[i % len(ACCENTS)]}+{VARIANTS[i]}" for i in range(min(n, len(VARIANTS)))]
+def voice_names(n: int = N_VOICES, accents: int = 1) -> list[str]:
+    """n espeak-ng variants, each in `accents` accents taken in turn (accents=1: each variant once)."""
+    step = max(1, len(ACCENTS) // max(1, accents))  # spread a variant's accents over the list
+    return [f"{ACCENTS[(i + j * step) % len(ACCENTS)]}+{VARIANTS[i]}"
+            for j in range(min(accents, len(ACCENTS))) for i in range(min(n, len(VARIANTS)))]
 
 
 def _espeak() -> str:
@@ -40,12 +44,13 @@ def _espeak() -> str:
     return exe
 
 
-def render(voice: str, digit: int, take: int, folder: Path) -> Path:
+def render(voice: str, digit: int, take: int, folder: Path, pitch_range: tuple[int, int] = PITCH) -> Path:
     """A WAV of voice saying digit (cached in folder); speed and pitch are fixed by (voice, digit, take)."""
-    path = folder / f"{digit}_{voice.replace('+', '_')}_{take}.wav"
+    raised = "_raised" if pitch_range != PITCH else ""
+    path = folder / f"{digit}_{voice.replace('+', '_')}_{take}{raised}.wav"
     if not path.exists():
         rng = np.random.default_rng(int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16))
-        speed, pitch = int(rng.integers(120, 200)), int(rng.integers(20, 80))
+        speed, pitch = int(rng.integers(120, 200)), int(rng.integers(*pitch_range))
         tmp = path.with_suffix(".tmp.wav")
         subprocess.run([_espeak(), "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(tmp), WORDS[digit]],
                        check=True, capture_output=True, timeout=30)
@@ -53,21 +58,25 @@ def render(voice: str, digit: int, take: int, folder: Path) -> Path:
     return path
 
 
-def render_all(voices: list[str], renditions: int = RENDITIONS, folder: Path | None = None) -> list[tuple[Path, int, str, int]]:
-    """(path, digit, speaker, take) for every voice, digit and take, rendering what is not cached."""
+def render_all(voices: list[str], renditions: int = RENDITIONS, folder: Path | None = None,
+               raised: int = 0) -> list[tuple[Path, int, str, int]]:
+    """(path, digit, speaker, take) for every voice, digit and take, rendering what is not cached; the
+    raised takes (numbered after the ordinary ones) are spoken at RAISED_PITCH."""
     folder = folder or paths.feature_cache_dir() / "voices"
     folder.mkdir(parents=True, exist_ok=True)
-    return [(render(v, d, t, folder), d, f"espeak:{v}", t) for v in voices for d in range(10) for t in range(renditions)]
+    return [(render(v, d, t, folder, RAISED_PITCH if t >= renditions else PITCH), d, f"espeak:{v}", t)
+            for v in voices for d in range(10) for t in range(renditions + raised)]
 
 
 def voices_bank(n_views: int, augmentation: str = "basic", n_voices: int = N_VOICES,
-                renditions: int = RENDITIONS, workers: int | None = None) -> ClipBank:
+                renditions: int = RENDITIONS, workers: int | None = None, raised: int = 0, accents: int = 1) -> ClipBank:
     """Features of the synthetic clips, computed with the FSDD pipeline and cached under data/cache."""
-    voices = voice_names(n_voices)
-    key = hashlib.sha1(json.dumps([BANK_VERSION, n_views, augmentation, voices, renditions]).encode()).hexdigest()[:16]
+    voices = voice_names(n_voices, accents)
+    spec = [BANK_VERSION, n_views, augmentation, voices, renditions] + ([raised, RAISED_PITCH] if raised else [])
+    key = hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]
 
     def compute() -> ClipBank:
-        clips = render_all(voices, renditions)
+        clips = render_all(voices, renditions, raised=raised)
         jobs = [(str(p), n_views, int(hashlib.sha1(p.name.encode()).hexdigest()[:8], 16), augmentation) for p, *_ in clips]
         results = _map(_clip_features, jobs, workers)
         return ClipBank(clean=np.stack([r[0] for r in results]), views=np.stack([r[1] for r in results]),
@@ -81,6 +90,7 @@ def concat(a: ClipBank, b: ClipBank) -> ClipBank:
     return ClipBank(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("clean", "views", "digits", "speakers", "takes", "names")))
 
 
-def synthetic_bank(train_bank: ClipBank, n_views: int, augmentation: str = "basic", n_voices: int = N_VOICES) -> ClipBank:
+def synthetic_bank(train_bank: ClipBank, n_views: int, augmentation: str = "basic", n_voices: int = N_VOICES,
+                   raised: int = 0, accents: int = 1) -> ClipBank:
     """train_bank followed by the synthetic voices' clips (training data only; FSDD stays the test set)."""
-    return concat(train_bank, voices_bank(n_views, augmentation, n_voices))
+    return concat(train_bank, voices_bank(n_views, augmentation, n_voices, raised=raised, accents=accents))

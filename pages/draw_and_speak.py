@@ -81,9 +81,16 @@ with out_col:
                       f"The fused head chose {d['fused']}, neither of them."))
     elif "fused" in heads:
         st.success(f"Image and audio agree on {result.digits['fused']}.")
+    if "audio" in heads and result.audio_unsure:
+        (first, p1), (second, p2) = result.top("audio")
+        st.info(f"The voice is unclear to the model: {first} ({p1:.0%}) or {second} ({p2:.0%}). Below "
+                f"{result.unsure_below:.0%} its answers are right less than 9 times in 10 on voices it never heard.")
     for head in heads:
         card, bars = st.columns([1, 1.7], vertical_alignment="center")
-        card.metric(f"{head.capitalize()} prediction", result.digits[head], f"{max(result.probs[head]):.0%} sure",
+        (first, p1), (second, p2) = result.top(head)
+        unsure = head == "audio" and result.audio_unsure
+        card.metric(f"{head.capitalize()} prediction", f"{first} or {second}" if unsure else first,
+                    f"{p1:.0%} / {p2:.0%}, unsure" if unsure else f"{p1:.0%} sure",
                     delta_color="off", delta_arrow="off", border=True)
         bars.plotly_chart(charts.probabilities(result.probs[head], head), key=f"probs_{head}")
 

@@ -92,7 +92,7 @@ def test_loso_config_and_a_tiny_loso_run(data_root):
     # A cheap recipe: the voice encoder on clean FSDD features only, one speaker, one epoch.
     small = base.__class__(name="tiny", model=base.model, train=base.train,
                            features=base.features.__class__(utterance_norm="meanvar", augment_views=0))
-    result = loso_audio(small, data_root, epochs=1, limit=20, speakers=("theo",))
+    result = loso_audio(small, data_root, epochs=1, limit=20, speakers=("theo",), conditions=())
     assert set(result["per_speaker"]) == {"theo"} and 0 <= result["mean"] <= 100
     assert result["min"] == result["mean"] and result["recipe"] == "tiny"
 

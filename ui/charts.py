@@ -82,3 +82,18 @@ def confusion(matrix: list[list[int]], head: str) -> go.Figure:
     fig.update_layout(title=f"Confusion, {head} head (test split)", height=420, coloraxis_showscale=False, **SMALL)
     fig.update_xaxes(type="category", dtick=1).update_yaxes(type="category", dtick=1)
     return fig
+
+
+def reliability(bins: dict, head: str) -> go.Figure:
+    """Accuracy against confidence per bin; the diagonal is perfect calibration."""
+    conf = [c for c in bins["confidence"] if c is not None]
+    acc = [100 * a for a in bins["accuracy"] if a is not None]
+    count = [n for n in bins["count"] if n]
+    fig = go.Figure([go.Scatter(x=[0, 100], y=[0, 100], mode="lines", line=dict(dash="dot", color="#94a3b8"),
+                                name="perfectly calibrated", hoverinfo="skip"),
+                     go.Scatter(x=[100 * c for c in conf], y=acc, mode="lines+markers", name=f"{head} head",
+                                marker=dict(size=[6 + 14 * (n / max(count)) ** 0.5 for n in count], color=HEAD_COLOURS[head]),
+                                customdata=count, hovertemplate="confidence %{x:.0f}%: right %{y:.1f}% of %{customdata}<extra></extra>")])
+    fig.update_layout(title=f"Reliability, {head} head (test split)", height=320, xaxis=dict(title="confidence (%)", range=[0, 101]),
+                      yaxis=dict(title="accuracy (%)", range=[0, 101]), legend=dict(orientation="h", y=-0.3), **SMALL)
+    return fig

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Fixed pairings, so every evaluation of a split pairs the same image with the same clip.
 TEST_PAIRING_SEED = 1234
+VAL_PAIRING_SEED = 99
 
 
 def pair_by_label(image_labels: np.ndarray, clip_labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
