@@ -83,7 +83,13 @@ def test_evaluation_embeddings_and_prediction_need_no_espeak(tiny_weights, data_
         found = next((Path(p) / tool for p in os.environ["PATH"].split(os.pathsep) if (Path(p) / tool).exists()), None)
         if found:
             (bin_dir / tool).symlink_to(found)
-    env = {**os.environ, "PATH": str(bin_dir), "DIGITS_CACHE_DIR": str(tmp_path / "cache"),
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    from core import paths
+
+    for bank in paths.feature_cache_dir().glob("fsdd_*.npz"):  # FSDD's own features may be reused; voices may not
+        (cache / bank.name).symlink_to(bank)
+    env = {**os.environ, "PATH": str(bin_dir), "DIGITS_CACHE_DIR": str(cache),
            "DIGITS_DATA_DIR": str(data_root), "DIGITS_THREADS": "1"}
     probe = subprocess.run([sys.executable, "-c", "import shutil; print(shutil.which('espeak-ng'))"], env=env,
                            capture_output=True, text=True)
@@ -98,7 +104,7 @@ def test_evaluation_embeddings_and_prediction_need_no_espeak(tiny_weights, data_
     for args in commands:
         done = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-    assert not list((tmp_path / "cache").glob("voices*")), "synthetic voices were built on the serving path"
+    assert not list(cache.glob("voices*")), "synthetic voices were built on the serving path"
 
 
 def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
