@@ -191,6 +191,17 @@ def _shift_harmonics(spec: np.ndarray, factor: float) -> np.ndarray:
     return np.exp(envelope + fine)
 
 
+# Test-time vocal tract length normalisation: the audio head reads a recording at each of these warps and
+# averages what it heard. Below 1 they compress the spectrum, moving a higher voice toward the range of
+# the adult men it learned from.
+TTA_WARPS = (0.72, 0.79, 0.86, 0.93, 1.0, 1.08)
+
+
+def warped_features(window: np.ndarray, warps: tuple[float, ...] = TTA_WARPS) -> np.ndarray:
+    """(W, 39, 13): mfcc_features of one window under each warp."""
+    return np.stack([mfcc_features(window, warp=w) for w in warps])
+
+
 def features_from_samples(samples: np.ndarray, rate: int) -> np.ndarray:
     """The serving path: any recording to its (39, 13) features."""
     return mfcc_features(place_in_window(trim_speech(to_mono_8k(samples, rate))))

@@ -89,7 +89,8 @@ FUSION_RULES = ("learned", "product")
 
 
 def check_calibration(calibration) -> dict:
-    """A checkpoint's calibration, validated: {"temperature": {head: T}, "audio_unsure_below": c, "fusion": rule}."""
+    """A checkpoint's calibration, validated: {"temperature": {head: T}, "audio_unsure_below": c, "fusion": rule,
+    "audio_warps": [test-time warps the audio head averages over]}."""
     def bad(why: str) -> CheckpointError:
         return CheckpointError(f"the checkpoint's calibration is malformed: {why}")
 
@@ -104,8 +105,12 @@ def check_calibration(calibration) -> dict:
     unsure = calibration.get("audio_unsure_below", 0.0)
     if isinstance(unsure, bool) or not isinstance(unsure, (int, float)) or not 0 <= unsure <= 1:
         raise bad(f"audio_unsure_below must be a probability, not {unsure!r}")
+    warps = calibration.get("audio_warps", [])
+    if (not isinstance(warps, (list, tuple)) or len(warps) > 12
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0.5 <= w <= 2 for w in warps)):
+        raise bad(f"audio_warps must be at most 12 warp factors from 0.5 to 2, not {warps!r}")
     if calibration.get("fusion", "learned") not in FUSION_RULES:
         raise bad(f"fusion must be one of {', '.join(FUSION_RULES)}, not {calibration.get('fusion')!r}")
     return {"temperature": {h: float(t) for h, t in temps.items()}, "audio_unsure_below": float(unsure),
-            "fusion": calibration.get("fusion", "learned"),
+            "fusion": calibration.get("fusion", "learned"), "audio_warps": [float(w) for w in warps],
             "source": str(calibration.get("source", ""))[:500]}

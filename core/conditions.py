@@ -10,6 +10,7 @@ import hashlib
 import json
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +53,7 @@ ROOMS: dict[str, Room] = {
     "noisy-room": Room(rt60_s=0.5, snr_db=10.0),  # a kitchen or a classroom
 }
 CONDITIONS = (*SHIFTS, *ROOMS)
+CLEAN = "clean"  # the recordings as they are: the bank of reference for the conditions' warped views
 
 
 def shift_voice(samples: np.ndarray, rate: int, shift: VoiceShift) -> np.ndarray:
@@ -92,31 +94,36 @@ def apply(samples: np.ndarray, rate: int, condition: str, seed: int = 0) -> np.n
         return shift_voice(samples, rate, SHIFTS[condition])
     if condition in ROOMS:
         return in_room(samples, rate, ROOMS[condition], np.random.default_rng(seed))
+    if condition == CLEAN:
+        return samples
     raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, not {condition!r}")
 
 
-def clip_features(args: tuple[str, str]) -> np.ndarray:
-    """Clean (39, 13) features of one FSDD file under a condition, through the serving chain."""
+def clip_features(args: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(39, 13) features of one FSDD file under a condition, through the serving chain, and the same window
+    under each of audio.TTA_WARPS (W, 39, 13)."""
     path, condition = args
     import soundfile as sf
 
     samples, rate = sf.read(path, dtype="float32")
-    seed = int(hashlib.sha1(f"{path}:{condition}".encode()).hexdigest()[:8], 16)
+    seed = int(hashlib.sha1(f"{Path(path).name}:{condition}".encode()).hexdigest()[:8], 16)
     changed = apply(audio.to_mono_8k(samples, rate), audio.SAMPLE_RATE, condition, seed)
-    return audio.mfcc_features(audio.place_in_window(audio.trim_speech(changed)))
+    window = audio.place_in_window(audio.trim_speech(changed))
+    return audio.mfcc_features(window), audio.warped_features(window)
 
 
 def condition_bank(root, condition: str, workers: int | None = None) -> ClipBank:
-    """Every FSDD clip under condition, as clean features (no views), cached under data/cache."""
-    if condition not in CONDITIONS:
+    """Every FSDD clip under condition: its features, and as views the same window under each test-time
+    warp (audio.TTA_WARPS); cached under data/cache."""
+    if condition not in (CLEAN, *CONDITIONS):
         raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, not {condition!r}")
     clips = list_clips(root)
-    spec = asdict(SHIFTS[condition]) if condition in SHIFTS else asdict(ROOMS[condition])
-    key = hashlib.sha1(json.dumps([BANK_VERSION, condition, spec, len(clips)]).encode()).hexdigest()[:16]
+    spec = asdict(SHIFTS[condition]) if condition in SHIFTS else asdict(ROOMS[condition]) if condition in ROOMS else {}
+    key = hashlib.sha1(json.dumps([BANK_VERSION, condition, spec, len(clips), audio.TTA_WARPS]).encode()).hexdigest()[:16]
 
     def compute() -> ClipBank:
-        feats = np.stack(_map(clip_features, [(str(c.path), condition) for c in clips], workers))
-        return ClipBank(clean=feats, views=np.zeros((len(clips), 0, audio.N_FRAMES, audio.N_COEFFS), np.float32),
+        results = _map(clip_features, [(str(c.path), condition) for c in clips], workers)
+        return ClipBank(clean=np.stack([r[0] for r in results]), views=np.stack([r[1] for r in results]),
                         digits=np.array([c.digit for c in clips], dtype=np.int64),
                         speakers=np.array([c.speaker for c in clips]),
                         takes=np.array([c.take for c in clips], dtype=np.int64),

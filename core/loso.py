@@ -45,11 +45,15 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return round(100.0 * float((logits.argmax(1) == labels).mean()), 2)
 
 
+TTA = "tta:"  # prefix of the keys holding test-time-warped results
+
+
 def loso_fold(config: RunConfig, root: Path, speaker: str, epochs: int | None = None, limit: int | None = None,
               conditions: tuple[str, ...] = ()) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Train config's audio recipe without speaker; (logits, labels) of that speaker's clips, as recorded
-    ("clean") and under each condition."""
-    from core.conditions import condition_bank
+    ("clean") and under each condition; with conditions, also "tta:<condition>": the logits of the same
+    clips read at every test-time warp and averaged (see audio.TTA_WARPS)."""
+    from core.conditions import CLEAN, condition_bank
     from core.dataset import load_run_data
     from core.device import use_all_cores
     from core.train import train_model
@@ -58,13 +62,22 @@ def loso_fold(config: RunConfig, root: Path, speaker: str, epochs: int | None = 
     cfg = loso_config(config, speaker, epochs, limit)
     data = load_run_data(cfg, root)
     model, _ = train_model(cfg, data)
+    stats = (data.feature_mean, data.feature_std, cfg.features.utterance_norm)
     out = {"clean": (audio_logits(model, data.test.clips[:, 0], 0.0, 1.0, "none"), data.test.clip_labels)}
-    for c in conditions:
+    for c in (CLEAN, *conditions) if conditions else ():
         bank = condition_bank(root, c)
         held = bank.subset(bank.speakers == speaker)
-        out[c] = (audio_logits(model, held.clean, data.feature_mean, data.feature_std, cfg.features.utterance_norm),
-                  held.digits)
+        if c != CLEAN:
+            out[c] = (audio_logits(model, held.clean, *stats), held.digits)
+        out[TTA + c] = (warp_averaged_logits(model, held.views, *stats), held.digits)
     return out
+
+
+def warp_averaged_logits(model, views: np.ndarray, mean, std, utterance_norm: str) -> np.ndarray:
+    """(N, 10) log of the mean probability over the W warped views (N, W, 39, 13) of each clip."""
+    n, w = views.shape[:2]
+    logits = audio_logits(model, views.reshape(n * w, *views.shape[2:]), mean, std, utterance_norm).reshape(n, w, -1)
+    return np.log(softmax(logits).mean(axis=1))
 
 
 def loso_audio(config: RunConfig, root: Path, epochs: int | None = None, limit: int | None = None,
@@ -108,16 +121,25 @@ def _collect(folds, on_speaker) -> dict:
 
 
 def loso_report(config: RunConfig, logits: dict, epochs: int | None, image_probs=None, seconds: float = 0.0) -> dict:
-    """Accuracy per speaker and condition, calibration and fusion figures from each fold's logits."""
-    conditions = [c for c in next(iter(logits.values())) if c != "clean"]
+    """Accuracy per speaker and condition, calibration and fusion figures from each fold's logits; the same
+    for the test-time-warped reading under "tta" when the folds hold it."""
     result = {"recipe": config.name, "epochs": epochs or config.train.epochs,
-              **_summary({s: _accuracy(*v["clean"]) for s, v in logits.items()}),
+              **_family({s: {k: v for k, v in f.items() if not k.startswith(TTA)} for s, f in logits.items()}, image_probs)}
+    if any(k.startswith(TTA) for k in next(iter(logits.values()))):
+        tta = {s: {k[len(TTA):]: v for k, v in f.items() if k.startswith(TTA)} for s, f in logits.items()}
+        result["tta"] = _family(tta, image_probs)
+    result["seconds"] = round(seconds, 1)
+    return result
+
+
+def _family(logits: dict, image_probs) -> dict:
+    conditions = [c for c in next(iter(logits.values())) if c != "clean"]
+    result = {**_summary({s: _accuracy(*v["clean"]) for s, v in logits.items()}),
               "conditions": {c: _summary({s: _accuracy(*v[c]) for s, v in logits.items()}) for c in conditions}}
     result["calibration"] = _calibration(logits, ["clean", *conditions]) if len(logits) > 1 else None
     if image_probs is not None and result["calibration"]:
         result["fusion"] = _fusion(logits, result["calibration"]["cross_fitted_temperatures"], image_probs,
                                    ["clean", *conditions])
-    result["seconds"] = round(seconds, 1)
     return result
 
 

@@ -100,6 +100,13 @@ class Predictor:
         x = audio_features.standardize(features, self.mean, self.std, self.config.features.utterance_norm)
         return torch.from_numpy(x).reshape(1, audio_features.N_FRAMES, audio_features.N_COEFFS).to(self.device)
 
+    def _warp_averaged(self, window: np.ndarray) -> torch.Tensor:
+        """The audio head's reading averaged over the checkpoint's test-time warps, as log-probabilities."""
+        views = audio_features.warped_features(window, tuple(self.calibration["audio_warps"]))
+        x = audio_features.standardize(views, self.mean, self.std, self.config.features.utterance_norm)
+        probs = self.model(audio=torch.from_numpy(x).to(self.device))["audio"].float().softmax(-1)
+        return probs.mean(0, keepdim=True).log()
+
     def predict(self, image=None, audio=None) -> Prediction:
         """Digit, confidence and per-head probabilities for an image, a recording, or both."""
         if image is None and audio is None:
@@ -115,6 +122,8 @@ class Predictor:
             # One pass gives every head: with both inputs the model returns the per-modality heads
             # beside the fused one, so the page can show where image and audio disagree.
             logits = self.model(image=img_t, audio=aud_t)
+            if aud_t is not None and self.calibration.get("audio_warps"):
+                logits["audio"] = self._warp_averaged(window)
         temps = self.calibration.get("temperature", {})
         probs = {h: _softmax(v / temps.get(h, 1.0)) for h, v in logits.items()}
         if self.calibration.get("fusion") == "product" and "fused" in probs and len(self.modalities) == 2:

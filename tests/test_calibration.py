@@ -108,3 +108,22 @@ def test_calibration_round_trips_and_the_predictor_applies_it(tiny_weights, tmp_
     assert np.allclose(b.probs["fused"], joint / joint.sum(), atol=1e-6)
     assert b.audio_unsure == (max(b.probs["audio"]) < 0.99)
     assert b.top("audio")[0][0] == b.digits["audio"]
+
+
+def test_test_time_warps_average_the_audio_head(tmp_path, wav_path):
+    from core import paths
+    from core.predict import Predictor
+
+    model, ckpt = load(paths.DEFAULT_WEIGHTS)  # a trained head: its readings move with the warp
+    stats = ckpt["feature_stats"]
+    readings = {}
+    for name, warps in (("identity", [1.0]), ("warped", [0.8, 0.9, 1.0])):
+        path = tmp_path / f"{name}.pt"
+        save(path, model, ckpt["run_config"], stats["mean"], stats["std"], calibration={"audio_warps": warps})
+        readings[name] = Predictor.load(path).predict(audio=wav_path.read_bytes()).probs["audio"]
+    plain = Predictor.load(paths.DEFAULT_WEIGHTS).predict(audio=wav_path.read_bytes()).probs["audio"]
+    assert np.allclose(readings["identity"], plain, atol=1e-4)  # one warp of 1: the plain reading
+    assert np.abs(np.log(readings["warped"]) - np.log(plain)).max() > 0.05
+    assert sum(readings["warped"]) == pytest.approx(1.0)
+    with pytest.raises(CheckpointError, match="audio_warps"):
+        check_calibration({"audio_warps": [0.1]})

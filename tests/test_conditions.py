@@ -71,8 +71,10 @@ def test_unknown_condition_is_refused(wav_path):
 
 
 def test_condition_features_go_through_the_serving_chain(wav_path):
-    clean = conditions.clip_features((str(wav_path), "room"))
+    clean, warped = conditions.clip_features((str(wav_path), "room"))
     assert clean.shape == (audio.N_FRAMES, audio.N_COEFFS) and np.isfinite(clean).all()
+    assert warped.shape == (len(audio.TTA_WARPS), audio.N_FRAMES, audio.N_COEFFS)
+    assert np.array_equal(warped[audio.TTA_WARPS.index(1.0)], clean)  # warp 1 is the plain reading
 
 
 def test_evaluation_embeddings_and_prediction_need_no_espeak(tiny_weights, data_root, tmp_path):
