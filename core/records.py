@@ -1,11 +1,12 @@
 """Schemas of every record read back from runs/ and results/, and the validated, cached read of one record.
 
 jsonschema (a dependency of Streamlit's Altair, well kept) checks them: declarative schemas read like the files they
-describe, and its messages name the field and the bad value. It checks a summary with six confusion matrices in
-~10 ms on this machine, so a record is checked once per file version (see _cached) and served from memory after."""
+describe, and its messages name the field and the bad value. Checking is not free (a summary holds six confusion
+matrices) and every page lists the runs, so each file version is checked once (_cached) and served from memory."""
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ def check(data: Any, schema: dict, name: str) -> Any:
 
 
 _CACHE: OrderedDict[tuple, tuple[bool, Any]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()  # every visitor's script thread lists the runs
 CACHE_ENTRIES = 4096
 
 
@@ -103,17 +105,21 @@ def _cached(path: Path, key: tuple, load) -> Any:
     except OSError as exc:
         raise UnreadableRecord(f"{path.name}: {exc.strerror or exc}") from None
     version = (str(path), *key, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if version in _CACHE:
-        _CACHE.move_to_end(version)
-    else:
+    with _CACHE_LOCK:
+        found = _CACHE.get(version)
+        if found is not None:
+            _CACHE.move_to_end(version)
+    if found is None:  # read and checked outside the lock: two threads may both do it once, harmlessly
         try:
             text = read_small_text(path, MAX_RECORD_BYTES)
-            _CACHE[version] = (True, None if text is None else load(text))
+            found = (True, None if text is None else load(text))
         except UnreadableRecord as exc:
-            _CACHE[version] = (False, str(exc))
-        while len(_CACHE) > CACHE_ENTRIES:
-            _CACHE.popitem(last=False)
-    ok, value = _CACHE[version]
+            found = (False, str(exc))
+        with _CACHE_LOCK:
+            _CACHE[version] = found
+            while len(_CACHE) > CACHE_ENTRIES:
+                _CACHE.popitem(last=False)
+    ok, value = found
     if not ok:
         raise UnreadableRecord(value)
     return value

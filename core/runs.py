@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import math
 import os
@@ -18,14 +17,12 @@ from filelock import FileLock, Timeout
 
 from core import deployment, paths, records
 from core.errors import DigitsError
-from core.io import UnreadableRecord, process_alive, write_json
+from core.io import UnreadableRecord, write_json
 from core.limits import TRAIN_BOUNDS
+from core.processes import CLOCK_SLACK_S, children, pid_alive, training_process  # noqa: F401 - pid_alive: tests
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 ENDED = ("finished", "failed", "cancelled", "interrupted")
-# psutil's create_time adds the boot time, which Linux gives in whole seconds: a process may seem to start up to 1 s
-# after the status it wrote at once.
-CLOCK_SLACK_S = 2.0
 START_LOCK_TIMEOUT_S = 30.0
 HOUR_S = 3600.0
 STARTS_FILE = ".starts.json"  # when trainings were started, for the hourly limit (runs/ retention may delete runs)
@@ -146,70 +143,6 @@ def claim_run_dir(run_dir: Path) -> Path:
 # Set by app.py when it, not the user, chose OMP_WAIT_POLICY=PASSIVE for its own process: trainings it starts
 # get OpenMP's default back (spinning threads train ~30% faster on an idle machine).
 APP_WAIT_POLICY_ENV = "DIGITS_APP_SET_OMP_WAIT_POLICY"
-_children: dict[int, subprocess.Popen] = {}  # trainings this process started: polled, so they do not stay zombies
-
-
-def _reap(pid: int) -> None:
-    child = _children.get(pid)
-    if child is not None and child.poll() is not None:
-        del _children[pid]
-
-
-def pid_alive(pid: int | None) -> bool:
-    """A live, non-zombie process (our own finished trainings are reaped first)."""
-    if not isinstance(pid, int) or pid <= 1:
-        return False
-    _reap(pid)
-    return process_alive(pid)
-
-
-@functools.cache
-def _user() -> str:
-    return psutil.Process().username()
-
-
-def _option(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def _trains(proc: psutil.Process, run_id: str, root: Path) -> bool:
-    """Whether proc's command line is `python -m core.train` writing run_id into root."""
-    argv = proc.cmdline()
-    at = next((i for i in range(1, len(argv)) if argv[i] == "core.train" and argv[i - 1] == "-m"), None)
-    if at is None:
-        return False
-    args = argv[at + 1:]
-    given = _option(args, "--run-id")
-    if given is None:  # core.train names the run time-trial-pid itself
-        given = run_id if run_id.endswith(f"-{proc.pid}") else None
-    if given != run_id:
-        return False
-    out = _option(args, "--out")
-    return out is None or (Path(proc.cwd()) / out).resolve() == root.resolve()
-
-
-def training_process(run_id: str, root: Path, status: dict) -> psutil.Process | None:
-    """The live process training this run, if the pid in its status is really that: a process of this user, started
-    before the status was written, whose command line trains this run. None otherwise; pids <= 1 are never looked at."""
-    pid = status.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or pid == os.getpid():
-        return None
-    _reap(pid)
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            if proc.status() == psutil.STATUS_ZOMBIE or proc.username() != _user():
-                return None
-            if proc.create_time() > status["started"] + CLOCK_SLACK_S:  # the pid was reused since
-                return None
-            return proc if _trains(proc, run_id, Path(root)) else None
-    except (psutil.Error, OSError, OverflowError, ValueError):
-        return None
 
 
 def _read(run_id: str, path: Path, root: Path) -> RunInfo:
@@ -326,7 +259,7 @@ def _start(request: TrainRequest, root: Path, data_dir, session, settings) -> st
         proc = subprocess.Popen(
             [sys.executable, "-m", "core.train", *request.argv(), "--run-id", run_id, "--out", str(root), "--no-progress"],
             cwd=paths.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **_detached())
-    _children[proc.pid] = proc
+    children[proc.pid] = proc
     # Written before the child gets going, so a page reload right now already sees the run.
     write_json(run_dir / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(),
                                          "trial": request.trial, "phase": "starting"})
