@@ -34,6 +34,10 @@ def _pid(run_dir: Path) -> int:
     return int(json.loads((run_dir / "status.json").read_text())["pid"])
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def _wait(condition, what: str, timeout: float = 900.0) -> None:
     # A guard against hanging forever on a loaded machine, not a timing assertion.
     deadline = time.monotonic() + timeout
@@ -52,7 +56,8 @@ def test_kill_9_mid_epoch_leaves_a_clean_interrupted_run(tmp_path, data_root):
         with pytest.raises(TrainingBusy, match="already running"):
             start_training(TINY, runs_root=tmp_path, data_dir=str(data_root))
         # Epoch 1 written (best.pt saved): the kill lands inside epoch 2.
-        _wait(lambda: (run_dir / "metrics.jsonl").exists() or not pid_alive(_pid(run_dir)), "the first epoch")
+        # (metrics.jsonl exists, empty, from the start: the run claims its id with it.)
+        _wait(lambda: _size(run_dir / "metrics.jsonl") > 0 or not pid_alive(_pid(run_dir)), "the first epoch")
         assert pid_alive(_pid(run_dir)), (run_dir / "train.log").read_text()[-2000:]
         os.kill(_pid(run_dir), signal.SIGKILL)
         _wait(lambda: not pid_alive(_pid(run_dir)), "the killed process to go")
