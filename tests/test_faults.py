@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from core import checkpoint, paths
@@ -183,7 +184,7 @@ def test_two_simultaneous_starts_launch_one_training(tmp_path, data_root):
             _wait(lambda: not pid_alive(pid), "the training to stop", timeout=60)
 
 
-@pytest.mark.parametrize("set_by_app, expected", [(True, None), (False, b"PASSIVE")])
+@pytest.mark.parametrize("set_by_app, expected", [(True, None), (False, "PASSIVE")])
 def test_a_training_gets_the_openmp_wait_policy_the_user_chose(tmp_path, data_root, monkeypatch, set_by_app, expected):
     # app.py makes its own OpenMP threads sleep while they wait; a training it starts keeps OpenMP's default
     # (spinning trains faster), unless the user set the policy themselves.
@@ -195,8 +196,8 @@ def test_a_training_gets_the_openmp_wait_policy_the_user_chose(tmp_path, data_ro
     run_id = start_training(TINY, runs_root=tmp_path, data_dir=str(data_root))
     pid = _pid(safe_run_dir(run_id, tmp_path))
     try:
-        environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in v)
-        assert environ.get(b"OMP_WAIT_POLICY") == expected and APP_WAIT_POLICY_ENV.encode() not in environ
+        environ = psutil.Process(pid).environ()
+        assert environ.get("OMP_WAIT_POLICY") == expected and APP_WAIT_POLICY_ENV not in environ
     finally:
         os.kill(pid, signal.SIGKILL)
         _wait(lambda: not pid_alive(pid), "the training to stop", timeout=60)
