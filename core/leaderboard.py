@@ -1,15 +1,15 @@
-"""Leaderboard rows: the seed's reported F1 per trial beside our measured results and runs."""
+"""Leaderboard rows: the seed's reported F1 per trial beside our measured results, LOSO figures and runs."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.results import load_results
+from core.records import HEAD_NAMES as HEADS
+from core.results import is_loso, load_results
 from core.runs import list_runs
 from core.trials import TRIALS
 
-HEADS = ("fused", "image", "audio")
+LOSO_MEAN, LOSO_WORST = "LOSO mean acc (audio)", "LOSO worst speaker acc (audio)"
 # The seed's Table 2, as reported: its fused model against published image-only MNIST models.
 SEED_TABLE2 = [("My Model (the seed's image + audio fusion)", 99.76), ("VGG-5 (Spinal FC)", 99.15), ("CAMNet3", 99.05),
                ("VGG8B (2x)", 99.01), ("CN (d=32)", 98.84), ("NSRL (log D)", 98.81), ("ResNet-152", 98.79),
@@ -24,10 +24,11 @@ class Entry:
     history: list[dict] = field(default_factory=list)
     confusion: dict[str, list[list[int]]] = field(default_factory=dict)  # per head, final weights, test split
     run_id: str | None = None
+    per_speaker: dict[str, float] = field(default_factory=dict)  # LOSO: audio accuracy (%) per held-out speaker
 
 
 def _measured(record: dict) -> dict:
-    """F1 and accuracy per head from a summary-like record ({"best": {head: ...}, "final": {...}})."""
+    """F1 and accuracy per head from a checked summary-like record ({"best": {head: ...}, "final": {...}})."""
     out = {}
     final, best = record.get("final") or {}, record.get("best") or {}
     for head in HEADS:
@@ -36,7 +37,13 @@ def _measured(record: dict) -> dict:
             out[f"acc {head}"] = round(final[head]["accuracy"], 2)
     if "fused" in best:
         out["F1 fused (best epoch)"] = round(best["fused"]["macro_f1"], 2)
+    if record.get("loso"):
+        out.update(_loso(record["loso"]))
     return out
+
+
+def _loso(figures: dict) -> dict:
+    return {LOSO_MEAN: round(figures["mean"], 2), LOSO_WORST: round(figures["min"], 2)}
 
 
 def _params(config: dict) -> dict:
@@ -51,13 +58,16 @@ def _reported(trial: str | None) -> dict:
 
 
 def _confusions(record: dict) -> dict:
-    return {h: m["confusion"] for h, m in (record.get("final") or {}).items() if "confusion" in m}
+    final = record.get("final") or {}
+    return {h: final[h]["confusion"] for h in HEADS if "confusion" in final.get(h, {})}
 
 
 def entries(results_dir: Path | None = None, runs_root: Path | None = None) -> list[Entry]:
-    """Every run (newest first), every trial (with its committed result if any), and every other committed result."""
+    """Every run (newest first), every trial (with its committed result if any), every other committed result, then
+    the leave-one-speaker-out results. A file that fails its checks is one row, "unreadable (why)"."""
     results = load_results(results_dir)
-    by_trial = {r.get("trial") or r.get("entry"): r for r in results}
+    loso = [r for r in results if is_loso(r["source"]) and "problem" not in r]
+    by_trial = {r.get("trial") or r["entry"]: r for r in results if not is_loso(r["source"]) and "problem" not in r}
     out = _runs(runs_root)
     for name, trial in TRIALS.items():
         rec = by_trial.pop(name, None) or {}
@@ -66,21 +76,37 @@ def entries(results_dir: Path | None = None, runs_root: Path | None = None) -> l
                "train time (s)": rec.get("train_seconds"), "status": "result" if rec else "not run here"}
         out.append(Entry(row, rec.get("history") or [], _confusions(rec)))
     for rec in by_trial.values():  # results that are not one of the named trials (ablations ...)
-        row = {"entry": rec.get("entry"), "kind": "result", "description": rec.get("source", ""), **_reported(rec.get("trial")),
+        row = {"entry": rec["entry"], "kind": "result", "description": rec["source"], **_reported(rec.get("trial")),
                **_measured(rec), **_params(rec.get("config") or {}), "train time (s)": rec.get("train_seconds"),
                "status": "result"}
-        out.append(Entry(row, rec.get("history") or [], _confusions(rec)))
+        out.append(Entry(row, rec.get("history") or [], _confusions(rec), per_speaker=(rec.get("loso") or {}).get("per_speaker", {})))
+    for rec in loso:
+        worst = min(rec["per_speaker"], key=rec["per_speaker"].get)
+        row = {"entry": f"{rec['recipe']}, leave-one-speaker-out (audio)", "kind": "loso",
+               "description": f"{rec['source']}: audio accuracy on each of {len(rec['per_speaker'])} speakers held out "
+                              f"of training; hardest: {worst}", **_loso(rec), "epochs": rec.get("epochs"),
+               "train time (s)": rec.get("seconds"), "status": "result"}
+        out.append(Entry(row, per_speaker=rec["per_speaker"]))
+    for rec in results:
+        if "problem" in rec:
+            out.append(Entry({"entry": rec["entry"], "kind": "result", "description": rec["source"],
+                              "status": f"unreadable ({rec['problem']})"}))
     return out
 
 
 def _runs(runs_root: Path | None) -> list[Entry]:
     out = []
     for run in list_runs(runs_root):
-        config = _read(run.path / "config.json")
+        if run.state == "missing":  # deleted while we looked
+            continue
+        if run.state == "unreadable":
+            out.append(Entry({"entry": run.run_id, "kind": "run", "description": "", "status": f"unreadable ({run.error})"}))
+            continue
         summary = run.summary or {}
         status = run.state if run.state != "running" else f"running ({run.epochs_done}/{run.epochs_total or '?'} epochs)"
         row = {"entry": run.run_id, "kind": "run", "description": (run.error or "")[:120], **_reported(run.trial),
-               **_measured(summary), **_params(config), "train time (s)": summary.get("train_seconds"), "status": status}
+               **_measured(summary), **_params(run.config or {}), "train time (s)": summary.get("train_seconds"),
+               "status": status}
         out.append(Entry(row, run.history, _confusions(summary), run.run_id))
     return out
 
@@ -89,11 +115,3 @@ def _config_dict(trial) -> dict:
     from core.config import to_dict
 
     return to_dict(trial.config)
-
-
-def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, json.JSONDecodeError):
-        return {}

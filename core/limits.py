@@ -10,3 +10,8 @@ MAX_IMAGE_PIXELS = 100_000_000  # width x height, checked from the header before
 # Training requests from the sidebar form (core.runs.TrainRequest.BOUNDS), inclusive.
 TRAIN_BOUNDS = {"epochs": (1, 30), "batch_size": (8, 512), "lr": (1e-5, 1e-1), "dropout": (0.0, 0.8),
                 "train_fraction": (0.01, 1.0), "seed": (0, 2**31 - 1)}
+# Files read back from runs/ and results/: larger ones are listed as unreadable instead of read into memory.
+MAX_RECORD_BYTES = 8 * MB
+# runs/ retention (the deployment setting can change both): the oldest ended runs are deleted first.
+KEEP_RUNS = 50
+KEEP_RUNS_MB = 2048

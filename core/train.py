@@ -195,16 +195,25 @@ def new_run_id(name: str) -> str:
 def run(config: RunConfig, root: Path, runs_root: Path, run_id: str | None = None, progress: bool = True,
         on_epoch_end: EpochCallback | None = None) -> Path:
     """A full run in runs_root/<run_id>: status.json tracks running/finished/failed/cancelled."""
+    from core.runs import claim_run_dir
+
     use_all_cores()
-    run_dir = Path(runs_root) / (run_id or new_run_id(config.name))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = claim_run_dir(Path(runs_root) / (run_id or new_run_id(config.name)))  # a reused id is refused
     write_json(run_dir / "config.json", to_dict(config))
-    status = {"state": "running", "pid": os.getpid(), "started": time.time(), "trial": config.name}
-    write_json(run_dir / "status.json", status)
+    status = {"state": "running", "pid": os.getpid(), "started": time.time(), "trial": config.name, "phase": "loading data"}
     stop = {"flag": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+
+    def on_sigterm(*_):  # stop at once in every phase: data loading and evaluation never look at the flag
+        if not stop["flag"]:
+            stop["flag"] = True
+            raise Cancelled()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)  # before the status says so, so a cancel is always heard
     try:
+        write_json(run_dir / "status.json", status)
         data = load_run_data(config, root)
+        status["phase"] = "training"
+        write_json(run_dir / "status.json", status)
         summary = fit(config, data, run_dir, on_epoch_end, lambda: stop["flag"], progress)
         write_json(run_dir / "summary.json", summary)
         write_json(run_dir / "status.json", {**status, "state": "finished", "ended": time.time()})

@@ -4,17 +4,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.leaderboard import SEED_TABLE2
+from core.leaderboard import LOSO_MEAN, LOSO_WORST, SEED_TABLE2
 import ui
 from ui import charts, tables
 
 ui.page_setup()
 st.title("Leaderboard")
-st.caption("One row per seed trial (try1–try13), per our own entries, and per training run. Click a column header to "
-           "sort; select a row to see its learning curves and confusion matrix.")
+st.caption("One row per seed trial (try1–try13), per our own entries, per leave-one-speaker-out result and per training "
+           "run. Click a column header to sort; select a row to see its learning curves and confusion matrix.")
 board, rows = tables.leaderboard()
 first = ["entry", "status", "seed F1 (best epoch)", "seed F1 (final)", "F1 fused (best epoch)", "F1 fused", "F1 image",
-         "F1 audio", "acc fused", "acc image", "acc audio", "train time (s)", "epochs"]
+         "F1 audio", "acc fused", "acc image", "acc audio", LOSO_MEAN, LOSO_WORST, "train time (s)", "epochs"]
 order = [c for c in first if c in board] + [c for c in board if c not in first]
 event = st.dataframe(board, hide_index=True, column_order=order, height=330, on_select="rerun", selection_mode="single-row", key="board",
                      column_config={"lr": st.column_config.NumberColumn("lr", format="%.0e"),
@@ -33,7 +33,12 @@ if picked:
         else:
             st.info("No learning curves: this entry has not been trained here (only the seed's reported numbers).")
     with right:
-        if entry.confusion:
+        if entry.per_speaker:
+            st.dataframe(pd.DataFrame({"held-out speaker": list(entry.per_speaker),
+                                       "audio accuracy (%)": list(entry.per_speaker.values())}),
+                         hide_index=True, key="per_speaker")
+            st.caption("Each speaker's clips tested on an audio encoder trained on the other speakers only.")
+        elif entry.confusion:
             head = st.radio("Head", [h for h in ("fused", "image", "audio") if h in entry.confusion], horizontal=True,
                             key="confusion_head")
             st.plotly_chart(charts.confusion(entry.confusion[head], head), key="confusion")

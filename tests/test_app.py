@@ -204,8 +204,8 @@ def test_training_form_refuses_a_second_training(env, data_root):
     runs = env(data_root)
     busy = runs / "20260101-000000-fused-bbbbbb"
     busy.mkdir()
-    # A stand-in for a live training process: pid_alive() looks for core.train on its command line.
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "core.train"])
+    # A stand-in for a live training process: core.runs looks for `-m core.train --run-id <run>` on its command line.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "core.train", "--run-id", busy.name])
     try:
         write_json(busy / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(), "trial": "fused"})
         write_json(busy / "config.json", {"name": "fused", "train": {"epochs": 4}})

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from core import checkpoint, paths
@@ -34,6 +35,10 @@ def _pid(run_dir: Path) -> int:
     return int(json.loads((run_dir / "status.json").read_text())["pid"])
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def _wait(condition, what: str, timeout: float = 900.0) -> None:
     # A guard against hanging forever on a loaded machine, not a timing assertion.
     deadline = time.monotonic() + timeout
@@ -52,7 +57,8 @@ def test_kill_9_mid_epoch_leaves_a_clean_interrupted_run(tmp_path, data_root):
         with pytest.raises(TrainingBusy, match="already running"):
             start_training(TINY, runs_root=tmp_path, data_dir=str(data_root))
         # Epoch 1 written (best.pt saved): the kill lands inside epoch 2.
-        _wait(lambda: (run_dir / "metrics.jsonl").exists() or not pid_alive(_pid(run_dir)), "the first epoch")
+        # (metrics.jsonl exists, empty, from the start: the run claims its id with it.)
+        _wait(lambda: _size(run_dir / "metrics.jsonl") > 0 or not pid_alive(_pid(run_dir)), "the first epoch")
         assert pid_alive(_pid(run_dir)), (run_dir / "train.log").read_text()[-2000:]
         os.kill(_pid(run_dir), signal.SIGKILL)
         _wait(lambda: not pid_alive(_pid(run_dir)), "the killed process to go")
@@ -178,7 +184,7 @@ def test_two_simultaneous_starts_launch_one_training(tmp_path, data_root):
             _wait(lambda: not pid_alive(pid), "the training to stop", timeout=60)
 
 
-@pytest.mark.parametrize("set_by_app, expected", [(True, None), (False, b"PASSIVE")])
+@pytest.mark.parametrize("set_by_app, expected", [(True, None), (False, "PASSIVE")])
 def test_a_training_gets_the_openmp_wait_policy_the_user_chose(tmp_path, data_root, monkeypatch, set_by_app, expected):
     # app.py makes its own OpenMP threads sleep while they wait; a training it starts keeps OpenMP's default
     # (spinning trains faster), unless the user set the policy themselves.
@@ -190,8 +196,8 @@ def test_a_training_gets_the_openmp_wait_policy_the_user_chose(tmp_path, data_ro
     run_id = start_training(TINY, runs_root=tmp_path, data_dir=str(data_root))
     pid = _pid(safe_run_dir(run_id, tmp_path))
     try:
-        environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in v)
-        assert environ.get(b"OMP_WAIT_POLICY") == expected and APP_WAIT_POLICY_ENV.encode() not in environ
+        environ = psutil.Process(pid).environ()
+        assert environ.get("OMP_WAIT_POLICY") == expected and APP_WAIT_POLICY_ENV not in environ
     finally:
         os.kill(pid, signal.SIGKILL)
         _wait(lambda: not pid_alive(pid), "the training to stop", timeout=60)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import datastatus
+from core import datastatus, deployment
 from core.errors import DigitsError
-from core.runs import TrainingBusy, TrainRequest, active_training, cancel, list_runs, run_info, start_training
+from core.runs import (TrainingBusy, TrainingLimit, TrainingOff, TrainRequest, active_training, cancel, list_runs,
+                       may_cancel, recent_starts, run_info, start_training)
 from core.trials import TRIALS
 from ui import state
 
@@ -16,8 +17,18 @@ def render() -> None:
     with st.sidebar:
         _active_model()
         st.divider()
-        _retrain_form()
-        _progress_panel()
+        settings = _settings()
+        _retrain_form(settings)
+        _progress_panel(settings)
+
+
+def _settings() -> deployment.Deployment | None:
+    """The deployment setting, or None (training off) with a message when it is invalid."""
+    try:
+        return deployment.load()
+    except deployment.DeploymentError as exc:
+        st.error(f"Training is off: this server's deployment setting is invalid ({exc}).")
+        return None
 
 
 def _active_model() -> None:
@@ -50,8 +61,16 @@ def _model_status() -> None:
         st.caption(f"Loaded: {p.config.name} · {' + '.join(p.modalities)}")
 
 
-def _retrain_form() -> None:
+def _retrain_form(settings: deployment.Deployment | None) -> None:
     st.subheader("Retrain")
+    if settings is None:
+        return
+    if not settings.training:
+        st.info("Training is turned off on this server. The leaderboard still shows every run and result.")
+        return
+    if settings.trainings_per_hour is not None:
+        left = max(0, settings.trainings_per_hour - len(recent_starts()))
+        st.caption(f"This server allows {settings.trainings_per_hour} trainings per hour; {left} left now.")
     with st.container(border=True):  # plain widgets, not st.form: AppTest cannot submit a form in the sidebar
         trial = st.selectbox("Trial preset", list(TRIALS), index=list(TRIALS).index("fused"), key="train_trial",
                              format_func=lambda t: f"{t}: {TRIALS[t].summary}")
@@ -69,9 +88,12 @@ def _retrain_form() -> None:
             return
         request = TrainRequest(trial, int(epochs), int(batch), float(lr), float(dropout), float(fraction), int(seed))
         try:
-            run_id = start_training(request, data_dir=str(state.data_root()))
+            run_id = start_training(request, data_dir=str(state.data_root()), session=state.session_token(),
+                                    settings=settings)
         except TrainingBusy as exc:
             st.warning(f"Not started: {exc}. One training at a time.")
+        except (TrainingLimit, TrainingOff) as exc:
+            st.warning(f"Not started: {exc}.")
         except (ValueError, DigitsError) as exc:
             st.error(f"Not started: {exc}")
         else:
@@ -79,14 +101,17 @@ def _retrain_form() -> None:
             st.success(f"Started {run_id}.")
 
 
-def _progress_panel() -> None:
+def _progress_panel(settings: deployment.Deployment | None) -> None:
     running = active_training()
     if running:
         st.session_state.watch_run = running.run_id
-    st.fragment(_panel, run_every=2.0 if running else None)()
+    st.fragment(_panel, run_every=2.0 if running else None)(settings)
 
 
-def _panel() -> None:
+PHASES = {"starting": "starting…", "loading data": "loading the data…"}
+
+
+def _panel(settings: deployment.Deployment | None) -> None:
     watched = st.session_state.get("watch_run")
     if not watched:
         return
@@ -94,19 +119,30 @@ def _panel() -> None:
         run = run_info(watched)
     except DigitsError:
         return
+    if run.state == "missing":  # deleted by the retention limit
+        del st.session_state.watch_run
+        return
     if run.state == "running":
         total = run.epochs_total or 1
-        st.progress(min(1.0, run.epochs_done / total), text=f"Training {run.trial}: epoch {run.epochs_done} of {total}")
+        st.progress(min(1.0, run.epochs_done / total),
+                    text=f"Training {run.trial}: " + (PHASES.get(run.phase) or f"epoch {run.epochs_done} of {total}"))
         if run.history:
             last = run.history[-1]
             st.caption(f"loss {last.get('loss')} · val F1 fused {last.get('val_fused_macro_f1', '–')} · "
                        f"{last.get('seconds')} s/epoch")
-        if st.button("Cancel training", key="cancel_training"):
-            cancel(run.run_id)
-            st.info("Cancelling…")
+        # With the setting invalid, a visitor may still cancel the runs their own session started.
+        if not may_cancel(run, state.session_token(), settings or deployment.Deployment()):
+            st.caption("Started from another browser session: only that session can cancel it.")
+        elif st.button("Cancel training", key="cancel_training"):
+            try:
+                cancel(run.run_id, session=state.session_token(), settings=settings or deployment.Deployment())
+            except DigitsError as exc:
+                st.error(f"Not cancelled: {exc}")
+            else:
+                st.info("Cancelling…")
         return
     if st.session_state.get("seen_end") != watched:
         st.session_state.seen_end = watched
         st.rerun(scope="app")  # the run just ended: refresh the leaderboard and the model list
     message = {"finished": st.success, "cancelled": st.warning}.get(run.state, st.error)
-    message(f"Last training {run.run_id}: {run.state}" + (f" ({run.error})" if run.error else ""))
+    message(f"Last training {run.run_id}: {run.state}" + (f" ({run.error[:300]})" if run.error else ""))

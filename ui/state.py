@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,13 @@ NO_WEIGHTS = (
     "`python -m core.train --trial fused --epochs 10`, then copy its `runs/<run id>/best.pt` to `weights/default.pt` "
     "(or set `DIGITS_WEIGHTS`), or start a training from the sidebar and make the finished run active."
 )
+
+
+def session_token() -> str:
+    """A random token for this browser session, kept on the server: the runs it starts are its own to cancel."""
+    if "session_token" not in st.session_state:
+        st.session_state.session_token = secrets.token_hex(16)
+    return st.session_state.session_token
 
 
 def default_weights() -> Path:
