@@ -25,6 +25,7 @@ class Entry:
     confusion: dict[str, list[list[int]]] = field(default_factory=dict)  # per head, final weights, test split
     run_id: str | None = None
     per_speaker: dict[str, float] = field(default_factory=dict)  # LOSO: audio accuracy (%) per held-out speaker
+    reliability: dict[str, dict] = field(default_factory=dict)  # per head: confidence, accuracy and count per bin
 
 
 def _measured(record: dict) -> dict:
@@ -62,6 +63,26 @@ def _confusions(record: dict) -> dict:
     return {h: final[h]["confusion"] for h in HEADS if "confusion" in final.get(h, {})}
 
 
+def _bins(value) -> dict | None:
+    """Reliability bins as core.calibration.reliability writes them, or None when they are malformed."""
+    if not isinstance(value, dict):
+        return None
+    conf, acc, count = value.get("confidence"), value.get("accuracy"), value.get("count")
+    if not all(isinstance(v, list) for v in (conf, acc, count)) or not 0 < len(conf) == len(acc) == len(count) <= 100:
+        return None
+    number = (int, float)
+    if not all((c is None and a is None and n == 0) or (isinstance(c, number) and isinstance(a, number)
+               and isinstance(n, int) and n > 0 and 0 <= c <= 1 and 0 <= a <= 1) for c, a, n in zip(conf, acc, count)):
+        return None
+    return {"confidence": conf, "accuracy": acc, "count": count}
+
+
+def _reliabilities(record: dict) -> dict:
+    final = record.get("final") or {}
+    found = {h: _bins(final[h].get("reliability")) for h in HEADS if isinstance(final.get(h), dict)}
+    return {h: b for h, b in found.items() if b}
+
+
 def entries(results_dir: Path | None = None, runs_root: Path | None = None) -> list[Entry]:
     """Every run (newest first), every trial (with its committed result if any), every other committed result, then
     the leave-one-speaker-out results. A file that fails its checks is one row, "unreadable (why)"."""
@@ -74,19 +95,21 @@ def entries(results_dir: Path | None = None, runs_root: Path | None = None) -> l
         row = {"entry": name, "kind": "trial", "description": trial.summary, **_reported(name), **_measured(rec),
                **_params(rec.get("config") or _config_dict(trial)),
                "train time (s)": rec.get("train_seconds"), "status": "result" if rec else "not run here"}
-        out.append(Entry(row, rec.get("history") or [], _confusions(rec)))
+        out.append(Entry(row, rec.get("history") or [], _confusions(rec), reliability=_reliabilities(rec)))
     for rec in by_trial.values():  # results that are not one of the named trials (ablations ...)
         row = {"entry": rec["entry"], "kind": "result", "description": rec["source"], **_reported(rec.get("trial")),
                **_measured(rec), **_params(rec.get("config") or {}), "train time (s)": rec.get("train_seconds"),
                "status": "result"}
-        out.append(Entry(row, rec.get("history") or [], _confusions(rec), per_speaker=(rec.get("loso") or {}).get("per_speaker", {})))
+        out.append(Entry(row, rec.get("history") or [], _confusions(rec), per_speaker=(rec.get("loso") or {}).get("per_speaker", {}),
+                         reliability=_reliabilities(rec)))
     for rec in loso:
         worst = min(rec["per_speaker"], key=rec["per_speaker"].get)
         row = {"entry": f"{rec['recipe']}, leave-one-speaker-out (audio)", "kind": "loso",
                "description": f"{rec['source']}: audio accuracy on each of {len(rec['per_speaker'])} speakers held out "
                               f"of training; hardest: {worst}", **_loso(rec), "epochs": rec.get("epochs"),
                "train time (s)": rec.get("seconds"), "status": "result"}
-        out.append(Entry(row, per_speaker=rec["per_speaker"]))
+        held_out = _bins((rec.get("calibration") or {}).get("reliability"))
+        out.append(Entry(row, per_speaker=rec["per_speaker"], reliability={"audio": held_out} if held_out else {}))
     for rec in results:
         if "problem" in rec:
             out.append(Entry({"entry": rec["entry"], "kind": "result", "description": rec["source"],
@@ -107,7 +130,7 @@ def _runs(runs_root: Path | None) -> list[Entry]:
         row = {"entry": run.run_id, "kind": "run", "description": (run.error or "")[:120], **_reported(run.trial),
                **_measured(summary), **_params(run.config or {}), "train time (s)": summary.get("train_seconds"),
                "status": status}
-        out.append(Entry(row, run.history, _confusions(summary), run.run_id))
+        out.append(Entry(row, run.history, _confusions(summary), run.run_id, reliability=_reliabilities(summary)))
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from core import audio
-from core.calibration import (expected_calibration_error, fit_temperature, product_of_experts, softmax,
+from core.calibration import (expected_calibration_error, fit_temperature, product_of_experts, reliability, softmax,
                               unsure_threshold)
 from core.config import RunConfig
 from core.data.fsdd import SPEAKERS
@@ -158,8 +158,10 @@ def _calibration(logits: dict, conditions: list[str]) -> dict:
     clean_cal = np.concatenate([softmax(logits[s]["clean"][0], temps[s]) for s in speakers])
     clean_labels = np.concatenate([logits[s]["clean"][1] for s in speakers])
     pooled = fit_temperature(np.concatenate([logits[s]["clean"][0] for s in speakers]), clean_labels)
+    bins = reliability(clean_cal, clean_labels)
+    bins.pop("ece")
     return {"temperature": round(pooled, 4), "cross_fitted_temperatures": {s: round(t, 4) for s, t in temps.items()},
-            "ece": ece, "unsure_below": round(unsure_threshold(clean_cal, clean_labels), 4)}
+            "ece": ece, "unsure_below": round(unsure_threshold(clean_cal, clean_labels), 4), "reliability": bins}
 
 
 def _fusion(logits: dict, temps: dict[str, float], image_probs: tuple[np.ndarray, np.ndarray],

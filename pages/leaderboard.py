@@ -33,17 +33,23 @@ if picked:
         else:
             st.info("No learning curves: this entry has not been trained here (only the seed's reported numbers).")
     with right:
+        heads = [h for h in ("fused", "image", "audio") if h in entry.confusion or h in entry.reliability]
+        head = st.radio("Head", heads, horizontal=True, key="detail_head") if len(heads) > 1 else (heads or [None])[0]
         if entry.per_speaker:
             st.dataframe(pd.DataFrame({"held-out speaker": list(entry.per_speaker),
                                        "audio accuracy (%)": list(entry.per_speaker.values())}),
                          hide_index=True, key="per_speaker")
             st.caption("Each speaker's clips tested on an audio encoder trained on the other speakers only.")
-        elif entry.confusion:
-            head = st.radio("Head", [h for h in ("fused", "image", "audio") if h in entry.confusion], horizontal=True,
-                            key="confusion_head")
+        elif head in entry.confusion:
             st.plotly_chart(charts.confusion(entry.confusion[head], head), key="confusion")
         else:
             st.info("No confusion matrix yet: it is measured on the test split when a training finishes.")
+        if head in entry.reliability:
+            where = "held-out speakers" if entry.per_speaker else "test split"
+            st.plotly_chart(charts.reliability(entry.reliability[head], head, where), key="reliability")
+            st.caption("How often the head is right at each confidence (dot size: how many answers). On the diagonal, "
+                       "a confidence of 80 % means right 8 times in 10."
+                       + (" Held-out speakers, after calibration." if entry.per_speaker else ""))
 else:
     st.info("Select a row to see its learning curves and confusion matrix.")
 

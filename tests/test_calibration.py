@@ -127,3 +127,25 @@ def test_test_time_warps_average_the_audio_head(tmp_path, wav_path):
     assert sum(readings["warped"]) == pytest.approx(1.0)
     with pytest.raises(CheckpointError, match="audio_warps"):
         check_calibration({"audio_warps": [0.1]})
+
+
+def test_a_finished_run_carries_reliability_bins_to_the_leaderboard(tiny_run, tmp_path):
+    import json
+    import shutil
+
+    from core.leaderboard import entries
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_run, runs / "tiny")
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    for head, figures in summary["final"].items():
+        bins = figures["reliability"]
+        assert sum(bins["count"]) == figures["n"] and len(bins["count"]) == C.ECE_BINS
+    (entry,) = [e for e in entries(tmp_path / "no-results", runs) if e.run_id == "tiny"]
+    assert set(entry.reliability) == set(summary["final"])
+    # Bins that do not add up are dropped, never drawn.
+    summary["final"]["audio"]["reliability"]["accuracy"][0] = 7.0
+    summary["final"]["audio"]["reliability"]["count"][0] = 3
+    (runs / "tiny" / "summary.json").write_text(json.dumps(summary))
+    (entry,) = [e for e in entries(tmp_path / "no-results", runs) if e.run_id == "tiny"]
+    assert "audio" not in entry.reliability and "image" in entry.reliability

@@ -84,7 +84,7 @@ def confusion(matrix: list[list[int]], head: str) -> go.Figure:
     return fig
 
 
-def reliability(bins: dict, head: str) -> go.Figure:
+def reliability(bins: dict, head: str, where: str = "test split") -> go.Figure:
     """Accuracy against confidence per bin; the diagonal is perfect calibration."""
     conf = [c for c in bins["confidence"] if c is not None]
     acc = [100 * a for a in bins["accuracy"] if a is not None]
@@ -94,6 +94,6 @@ def reliability(bins: dict, head: str) -> go.Figure:
                      go.Scatter(x=[100 * c for c in conf], y=acc, mode="lines+markers", name=f"{head} head",
                                 marker=dict(size=[6 + 14 * (n / max(count)) ** 0.5 for n in count], color=HEAD_COLOURS[head]),
                                 customdata=count, hovertemplate="confidence %{x:.0f}%: right %{y:.1f}% of %{customdata}<extra></extra>")])
-    fig.update_layout(title=f"Reliability, {head} head (test split)", height=320, xaxis=dict(title="confidence (%)", range=[0, 101]),
+    fig.update_layout(title=f"Reliability, {head} head ({where})", height=320, xaxis=dict(title="confidence (%)", range=[0, 101]),
                       yaxis=dict(title="accuracy (%)", range=[0, 101]), legend=dict(orientation="h", y=-0.3), **SMALL)
     return fig
