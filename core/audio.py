@@ -27,6 +27,7 @@ VAD_FLOOR_FRAMES = 16  # 16 hops of 6.25 ms: the 100 ms stretch that estimates t
 VAD_CAP_DB = 24.0  # ... but the threshold never rises above peak - VAD_CAP_DB: quiet consonants are speech
 VAD_ROOM_S = 0.3  # this much audio near the floor means a room around the word, not a quiet tail
 VAD_GAP_S = 0.15  # pauses inside a word ("six", "eight") are shorter than this
+VAD_CLICK_S = 0.05  # a loud stretch shorter than this (a click, a pop) cannot anchor the word
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:
@@ -106,29 +107,27 @@ def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def trim_speech(samples: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """The word around the loudest frame: frames above a threshold set by the peak and the room noise.
+    """The word: the run of loud frames around its loudest sustained stretch, at most 1 s.
 
     Behaves the same on FSDD's tightly cut clips and on a recording with seconds of room noise around
     the word: the threshold is top_db below the peak, raised to VAD_MARGIN_DB above the quietest
-    100 ms when the room is louder than that; gaps up to VAD_GAP_S (the stop in "six") stay inside."""
+    100 ms when the room is louder than that; gaps up to VAD_GAP_S (the stop in "six") stay inside.
+    A click or pop louder than the word is too short to anchor it (VAD_CLICK_S)."""
     hop, size = FRAME_LENGTH // 8, FRAME_LENGTH // 4
     padded = np.pad(samples, (0, max(0, size - len(samples))))
     frames = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop]
     db = 10 * np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
     db -= db.max()
-    smooth = np.convolve(db, np.ones(VAD_FLOOR_FRAMES) / VAD_FLOOR_FRAMES, mode="valid") if len(db) > VAD_FLOOR_FRAMES else db
-    floor = float(smooth.min())
-    threshold = max(-top_db, min(floor + VAD_MARGIN_DB, -VAD_CAP_DB))
-    if (db < floor + VAD_MARGIN_DB / 2).sum() * hop >= VAD_ROOM_S * SAMPLE_RATE:
-        threshold = max(threshold, floor + VAD_MARGIN_DB)  # a long stretch at the floor: that is the room
-    loud = db > threshold
+    loud = _loud_frames(db, top_db, hop)
     peak, gap = int(np.argmax(db)), int(VAD_GAP_S * SAMPLE_RATE / hop)
-    first = last = peak
-    # Walk out from the peak; a quiet stretch longer than gap ends the word on that side.
-    while first > 0 and loud[max(0, first - gap) : first].any():
-        first = max(0, first - gap) + int(np.flatnonzero(loud[max(0, first - gap) : first])[0])
-    while last < len(db) - 1 and loud[last + 1 : last + 1 + gap].any():
-        last = last + 1 + int(np.flatnonzero(loud[last + 1 : last + 1 + gap])[-1])
+    anchor = _sustained_peak(db, int(VAD_CLICK_S * SAMPLE_RATE / hop))
+    first, last = _extent(loud, anchor, gap)
+    if first <= peak <= last or not loud[peak]:
+        first, last = _extent(loud, peak, gap)  # the loudest frame is in the word: the walk from it, as always
+    else:
+        # The loudest frame is a click away from the word: judge loudness against the word's own peak.
+        loud = _loud_frames(db - db[first : last + 1].max(), top_db, hop)
+        first, last = _extent(loud, anchor, gap)
     start, end = first * hop, min(len(samples), last * hop + size)
     speech = samples[start:end]
     if len(speech) > WINDOW_SAMPLES:
@@ -137,6 +136,33 @@ def trim_speech(samples: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
         best = int(np.argmax(energy))
         speech = speech[best : best + WINDOW_SAMPLES]
     return speech
+
+
+def _loud_frames(db: np.ndarray, top_db: float, hop: int) -> np.ndarray:
+    """Frames of db (0 at the reference peak) above a threshold set by that peak and the room's level."""
+    smooth = np.convolve(db, np.ones(VAD_FLOOR_FRAMES) / VAD_FLOOR_FRAMES, mode="valid") if len(db) > VAD_FLOOR_FRAMES else db
+    floor = float(smooth.min())
+    threshold = max(-top_db, min(floor + VAD_MARGIN_DB, -VAD_CAP_DB))
+    if (db < floor + VAD_MARGIN_DB / 2).sum() * hop >= VAD_ROOM_S * SAMPLE_RATE:
+        threshold = max(threshold, floor + VAD_MARGIN_DB)  # a long stretch at the floor: that is the room
+    return db > threshold
+
+
+def _sustained_peak(db: np.ndarray, width: int) -> int:
+    """The frame whose whole neighbourhood of width frames is loudest: a short click cannot be it."""
+    half = width // 2
+    quietest = np.lib.stride_tricks.sliding_window_view(np.pad(db, half, mode="edge"), 2 * half + 1).min(axis=1)
+    return int(np.argmax(quietest))
+
+
+def _extent(loud: np.ndarray, start: int, gap: int) -> tuple[int, int]:
+    """First and last loud frame reached from start, stepping over quiet stretches of at most gap frames."""
+    first = last = start
+    while first > 0 and loud[max(0, first - gap) : first].any():
+        first = max(0, first - gap) + int(np.flatnonzero(loud[max(0, first - gap) : first])[0])
+    while last < len(loud) - 1 and loud[last + 1 : last + 1 + gap].any():
+        last = last + 1 + int(np.flatnonzero(loud[last + 1 : last + 1 + gap])[-1])
+    return first, last
 
 
 def place_in_window(speech: np.ndarray, offset: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
