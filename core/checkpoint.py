@@ -77,5 +77,10 @@ def load(source: Path | bytes, device: str | torch.device = "cpu") -> tuple[Digi
                for k in ("mean", "std")) or not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise CheckpointError(f"the checkpoint's feature statistics or weights are malformed (need {N_COEFFS} finite "
                               "coefficients and finite weights)")
+    if not (stats["std"] > 0).all():
+        # Features are divided by std: a zero would turn every audio prediction into NaN ("digit 0, nan% sure").
+        bad = [i for i, v in enumerate(stats["std"].tolist()) if not v > 0]
+        raise CheckpointError(f"the checkpoint's feature std must be positive; coefficient(s) {bad} are "
+                              f"{[stats['std'][i].item() for i in bad]}")
     ckpt["run_config"] = config
     return model.to(device).eval(), ckpt
