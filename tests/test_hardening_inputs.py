@@ -177,6 +177,9 @@ BAD_IMAGES = {
     "black_canvas": (lambda d: np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)]), "blank"),
     "over_pixel_limit": (lambda d: _bomb(10_001, 10_001), f"limit is {limits.MAX_IMAGE_PIXELS:,} pixels"),
     "decompression_bomb": (lambda d: _bomb(50_000, 50_000), f"limit is {limits.MAX_IMAGE_PIXELS:,} pixels"),
+    # Within the pixel limit, but 400 MB once decoded (Pillow keeps RGB in four bytes a pixel): refused first.
+    "white_10000x10000_png": (lambda d: _white_png(10_000, 10_000), "10000x10000 and would take 381 MB to decode; "
+                              f"the limit is {limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB"),
     "over_upload_limit": (lambda d: b"\x89PNG" + bytes(limits.MAX_UPLOAD_BYTES),
                           f"limit is {limits.MAX_UPLOAD_BYTES // limits.MB} MB"),
 }
@@ -189,6 +192,17 @@ def _bomb(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def _white_png(width: int, height: int) -> bytes:
+    """A real, all-white RGB PNG, compressed a row at a time (the pixels never exist in memory here)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pack, row = zlib.compressobj(1), b"\0" + b"\xff" * (3 * width)
+    idat = b"".join(pack.compress(row) for _ in range(height)) + pack.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -218,7 +232,8 @@ def test_readme_states_the_limits():
     number = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
     expected = [f"{limits.MAX_UPLOAD_BYTES // limits.MB} MB", f"{limits.MIN_AUDIO_SECONDS * 1000:.0f} ms to "
                 f"{limits.MAX_AUDIO_SECONDS:.0f} s", f"{limits.MAX_SAMPLE_RATE // 1000} kHz",
-                f"up to {limits.MAX_AUDIO_CHANNELS} channels", f"{limits.MIN_IMAGE_SIDE}x{limits.MIN_IMAGE_SIDE}",
-                f"{limits.MAX_IMAGE_PIXELS:,} pixels"]
+                f"up to {limits.MAX_AUDIO_CHANNELS} channels", f"{limits.MAX_AUDIO_SAMPLES:,} samples",
+                f"{limits.MIN_IMAGE_SIDE}x{limits.MIN_IMAGE_SIDE}", f"{limits.MAX_IMAGE_PIXELS:,} pixels",
+                f"{limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB once decoded"]
     expected += [f"{number(lo)}–{number(hi)}" for lo, hi in limits.TRAIN_BOUNDS.values()]
     assert [e for e in expected if e not in " ".join(section.split())] == []
