@@ -62,7 +62,8 @@ def _check_header(frames: int, rate: int, channels: int) -> None:
 
 
 def _too_many_samples(count: str, seconds: str, rate: int, channels: int) -> InvalidInput:
-    return InvalidInput(f"The recording holds {count} samples ({seconds} x {rate:,} Hz x {channels} channels); "
+    return InvalidInput(f"The recording holds {count} samples ({seconds} x {rate:,} Hz x {channels} channel"
+                        f"{'s' * (channels != 1)}); "
                         f"the limit is {limits.MAX_AUDIO_SAMPLES:,}. Save it as mono at 48 kHz or less.")
 
 
