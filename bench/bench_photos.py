@@ -4,7 +4,8 @@ Each digit becomes dark ink on a page, saved the way a phone or a screenshot too
 (paper tones, lighting gradients, shadows, blur, JPEG, rotation, stroke thickness, EXIF orientation,
 transparency), and goes through the serving path: Predictor's prepare_image, then the image head.
 `--baseline REV` also scores the preprocessing of core/image.py at that git revision on the very same
-files, so the table shows before and after from one run.
+files, so the table shows before and after from one run, and counts the inputs that need no repair
+(MNIST's 28x28s, canvases, black on white) whose 28x28 differs from the baseline's: it must be none.
 
     python bench/bench_photos.py --per-condition 300 --baseline main
 """
@@ -167,6 +168,27 @@ def image_head(predictor: Predictor, images28: list[np.ndarray | None]) -> np.nd
     return digits
 
 
+def unchanged(old: types.ModuleType, images: np.ndarray) -> str:
+    """How many inputs that need no photo repair preprocess differently from old: they must not."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_predict import canvas_from
+
+    from core import image
+
+    def differ(make, picks) -> str:
+        count = sum(not np.array_equal(old.preprocess(make(images[i])), image.preprocess(make(images[i]))) for i in picks)
+        return f"{count} of {len(picks)}"
+
+    def opaque(d, ink=255):  # the canvas with its black background painted in; ink=0 for black on white
+        rgb = canvas_from(d)[..., :3]
+        return np.dstack([rgb if ink else 255 - rgb, np.full((280, 280), 255, np.uint8)])
+
+    every_20th = range(0, len(images), 20)
+    return (f"differing 28x28 from the baseline: MNIST as is {differ(lambda d: d, range(len(images)))}, "
+            f"canvas (transparent) {differ(canvas_from, every_20th)}, canvas (opaque black) {differ(opaque, every_20th)}, "
+            f"black on white {differ(lambda d: opaque(d, ink=0), every_20th)}")
+
+
 def prepared(prepare, data) -> np.ndarray | None:
     try:
         return prepare(data)
@@ -215,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = rng.choice(len(images), args.per_condition, replace=False)
         score(name, [render(images[i], rng, spec) for i in chosen], labels[chosen])
 
+    if old:
+        print(unchanged(old, images), file=sys.stderr)
     print(f"Image head of {Path(args.weights).name} on MNIST test digits rendered as photos "
           f"({args.per_condition} per condition, seed {args.seed}):\n")
     print("| condition | n | " + " | ".join(c for c in reversed(columns)) + " |")
