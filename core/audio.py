@@ -27,10 +27,13 @@ VAD_FLOOR_FRAMES = 16  # 16 hops of 6.25 ms: the 100 ms stretch that estimates t
 VAD_CAP_DB = 24.0  # ... but the threshold never rises above peak - VAD_CAP_DB: quiet consonants are speech
 VAD_ROOM_S = 0.3  # this much audio near the floor means a room around the word, not a quiet tail
 VAD_GAP_S = 0.15  # pauses inside a word ("six", "eight") are shorter than this
+SAFE_PEAK = 1e6  # float samples beyond this are scaled down before any sum (a little over 1 is left as it is)
+MIX_CANCELLED = 0.25  # a mix this much quieter than its loudest channel has cancelled, not faded
+VAD_CLICK_S = 0.05  # a loud stretch shorter than this (a click, a pop) cannot anchor the word
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode the bytes of an audio file (WAV, FLAC, OGG, MP3, ...) to (float32 samples, rate)."""
+    """Decode the bytes of an audio file (WAV, FLAC, OGG, MP3, M4A, WebM) to (float32 samples, rate)."""
     if not data:
         raise InvalidInput("The audio file is empty (0 bytes).")
     import soundfile as sf
@@ -41,35 +44,100 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
             return f.read(dtype="float32", always_2d=False), int(f.samplerate)
     except InvalidInput:
         raise
-    except Exception:  # noqa: BLE001 - soundfile raises several types; fall back to librosa/audioread
+    except Exception:  # noqa: BLE001 - soundfile raises several types; M4A and WebM are not its formats
         pass
-    try:
-        import tempfile
-        import warnings
-
-        import librosa
-
-        # M4A (phones) and WebM (browsers) go through audioread/ffmpeg, which needs a file, not bytes.
-        with tempfile.NamedTemporaryFile(suffix=".audio") as tmp, warnings.catch_warnings():
-            tmp.write(data)
-            tmp.flush()
-            warnings.simplefilter("ignore")  # librosa's deprecation note on audioread
-            # duration caps the decode; to_mono_8k then refuses anything that reached it
-            samples, rate = librosa.load(tmp.name, sr=None, mono=False, duration=MAX_SECONDS + 1)
-        return samples.T.astype(np.float32), int(rate)
-    except Exception as exc:  # noqa: BLE001
-        raise InvalidInput(
-            "Could not read this audio file. Use WAV, FLAC, OGG, MP3, M4A or WebM holding a recording of one digit."
-        ) from exc
+    return _decode_with_ffmpeg(data)
 
 
 def _check_header(frames: int, rate: int, channels: int) -> None:
+    """Refuse a recording from what its header says, before any of it is decoded."""
     if not limits.MIN_SAMPLE_RATE <= rate <= limits.MAX_SAMPLE_RATE:
         raise InvalidInput(f"Sample rate {rate} Hz is not a usable audio rate.")
     if channels > limits.MAX_AUDIO_CHANNELS:
         raise InvalidInput(f"The recording has {channels} channels; the limit is {limits.MAX_AUDIO_CHANNELS}.")
     if frames / rate > MAX_SECONDS:
         raise InvalidInput(f"The recording is {frames / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s for one digit.")
+    if frames * channels > limits.MAX_AUDIO_SAMPLES:
+        raise _too_many_samples(f"{frames * channels:,}", f"{frames / rate:.1f} s", rate, channels)
+
+
+def _too_many_samples(count: str, seconds: str, rate: int, channels: int) -> InvalidInput:
+    return InvalidInput(f"The recording holds {count} samples ({seconds} x {rate:,} Hz x {channels} channel"
+                        f"{'s' * (channels != 1)}); "
+                        f"the limit is {limits.MAX_AUDIO_SAMPLES:,}. Save it as mono at 48 kHz or less.")
+
+
+def _decode_with_ffmpeg(data: bytes) -> tuple[np.ndarray, int]:
+    """M4A (phones) and WebM (browsers) through ffprobe and ffmpeg, checked and bounded before decoding.
+
+    Not audioread (librosa's fallback): it drains ffmpeg into an unbounded queue in a thread, so stopping
+    early would not bound memory. Here ffmpeg itself stops just past the budget (-t): 30 s, or fewer when
+    rate x channels would pass limits.MAX_AUDIO_SAMPLES first. A browser's WebM names no duration, so
+    its length can only be judged this way."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    unreadable = "Could not read this audio file. Use WAV, FLAC, OGG, MP3, M4A or WebM holding a recording of one digit."
+    if not (shutil.which("ffprobe") and shutil.which("ffmpeg")):
+        raise InvalidInput(unreadable[:-1] + "; M4A and WebM need ffmpeg, which is not installed here.")
+    with tempfile.TemporaryDirectory(prefix="digits-audio-") as tmp:
+        path = f"{tmp}/upload"  # ffmpeg needs a file it can seek in, not a pipe
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-of", "json", "-show_entries",
+                                    "stream=sample_rate,channels,duration:format=duration", path],
+                                   capture_output=True, timeout=limits.MAX_AUDIO_DECODE_S, stdin=subprocess.DEVNULL)
+            info = json.loads(probe.stdout or b"{}")
+            stream = info["streams"][0]
+            rate, channels = int(stream["sample_rate"]), int(stream["channels"])
+            if channels < 1:
+                raise ValueError("no audio channels")
+        except subprocess.TimeoutExpired as exc:
+            raise InvalidInput(f"Reading this audio file took over {limits.MAX_AUDIO_DECODE_S} s; it is refused.") from exc
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise InvalidInput(unreadable) from exc
+        # Matroska keeps the duration in the container; a browser's WebM has none at all.
+        seconds = _number(stream.get("duration")) or _number(info.get("format", {}).get("duration"))
+        _check_header(round(seconds * rate) if seconds else 0, rate, channels)
+        budget = min(MAX_SECONDS, limits.MAX_AUDIO_SAMPLES / (rate * channels))  # seconds
+        try:
+            # Half a second more than the budget: codecs stop a frame short of -t, and more than the budget means too long.
+            out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-t", f"{budget + 0.5:.6f}",
+                                  "-f", "s16le", "-acodec", "pcm_s16le", "-"],
+                                 capture_output=True, timeout=limits.MAX_AUDIO_DECODE_S, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise InvalidInput(f"Decoding this audio file took over {limits.MAX_AUDIO_DECODE_S} s; it is refused.") from exc
+    pcm = np.frombuffer(out.stdout[: len(out.stdout) // (2 * channels) * 2 * channels], "<i2").reshape(-1, channels)
+    if out.returncode != 0 and len(pcm) == 0:
+        raise InvalidInput(unreadable)
+    if len(pcm) > budget * rate:
+        if budget < MAX_SECONDS:
+            raise _too_many_samples(f"over {limits.MAX_AUDIO_SAMPLES:,}", f"over {budget:.1f} s", rate, channels)
+        raise InvalidInput(f"The recording is longer than {MAX_SECONDS:.0f} s; the limit is {MAX_SECONDS:.0f} s for one digit.")
+    samples = pcm.astype(np.float32) / 32768  # the scale librosa and soundfile use for 16-bit PCM
+    return (samples[:, 0] if channels == 1 else samples), rate
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) and number > 0 else None
+
+
+def _sample_rate(rate) -> int:
+    """A rate as an int: 8000, 8000.0, np.int64(8000) and "8000" all work; anything else is InvalidInput."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"Sample rate {rate!r} is not a number of samples per second.") from None
+    if not (np.isfinite(value) and value == round(value) and limits.MIN_SAMPLE_RATE <= value <= limits.MAX_SAMPLE_RATE):
+        raise InvalidInput(f"Sample rate {rate} Hz is not a usable audio rate.")
+    return int(value)
 
 
 def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -77,58 +145,79 @@ def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
     samples = np.asarray(samples)
     if samples.dtype.kind not in "fiu":
         raise InvalidInput(f"Audio samples must be numbers, not {samples.dtype}.")
+    rate = _sample_rate(rate)
+    if samples.ndim not in (1, 2) or samples.size == 0:
+        raise InvalidInput(f"Audio must be mono or multi-channel samples, not shape {samples.shape}.")
+    # soundfile gives (frames, channels); treat the shorter axis as channels either way.
+    if samples.ndim == 2 and samples.shape[1] > samples.shape[0]:
+        samples = samples.T
+    _check_header(len(samples), rate, 1 if samples.ndim == 1 else samples.shape[1])
     if samples.dtype.kind in "iu":
         info = np.iinfo(samples.dtype)
         samples = (samples.astype(np.float64) - (info.max + info.min + 1) / 2) / (info.max - info.min + 1) * 2
-    if rate is None or not limits.MIN_SAMPLE_RATE <= int(rate) <= limits.MAX_SAMPLE_RATE:
-        raise InvalidInput(f"Sample rate {rate} Hz is not a usable audio rate.")
+    if not np.isfinite(samples).all():
+        raise InvalidInput("The audio holds NaN or infinite samples; it is corrupt.")
+    peak = float(np.abs(samples).max())
+    if peak > SAFE_PEAK:
+        # Float formats do not clip, and the features only see the waveform's shape (place_in_window
+        # normalises the peak): scale first, so float32 sums of samples like 1e35 stay finite.
+        samples = samples / peak
     if samples.ndim == 2:
-        # soundfile gives (frames, channels); treat the shorter axis as channels either way.
-        samples = samples.mean(axis=1 if samples.shape[1] <= samples.shape[0] else 0)
-    if samples.ndim != 1:
-        raise InvalidInput(f"Audio must be mono or multi-channel samples, not shape {samples.shape}.")
+        samples = _mix_down(samples)
     seconds = len(samples) / rate
     if seconds < MIN_SECONDS:
         raise InvalidInput(f"The recording is {seconds * 1000:.0f} ms long; the shortest usable recording is {MIN_SECONDS * 1000:.0f} ms.")
-    if seconds > MAX_SECONDS:
-        raise InvalidInput(f"The recording is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s for one digit.")
-    if not np.isfinite(samples).all():
-        raise InvalidInput("The audio holds NaN or infinite samples; it is corrupt.")
     samples = samples.astype(np.float32)
-    if int(rate) != SAMPLE_RATE:
+    if rate != SAMPLE_RATE:
         import librosa
 
-        samples = librosa.resample(samples, orig_sr=int(rate), target_sr=SAMPLE_RATE, res_type="soxr_hq")
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
     samples = samples - samples.mean()
     if np.abs(samples).max(initial=0) < 1e-4:
         raise InvalidInput("The recording is silent; check the microphone and say the digit louder.")
     return samples.astype(np.float32)
 
 
+def _mix_down(channels: np.ndarray) -> np.ndarray:
+    """(frames, channels) to mono: their average, or the loudest channel where averaging cancels the voice.
+
+    A channel wired in opposite phase (L = -R) averages to silence although each channel holds the word."""
+    mix = channels.mean(axis=1)
+    levels = [_level(channels[:, c]) for c in range(channels.shape[1])]
+    loudest = int(np.argmax(levels))
+    if _level(mix) < MIX_CANCELLED * levels[loudest]:
+        return channels[:, loudest]
+    return mix
+
+
+def _level(x: np.ndarray) -> float:
+    """RMS around the mean, without a copy of x (a channel of 30 s at 96 kHz is 11 MB)."""
+    mean = float(x.mean())
+    return float(np.sqrt(max(float(np.dot(x, x)) / len(x) - mean * mean, 0.0)))
+
+
 def trim_speech(samples: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """The word around the loudest frame: frames above a threshold set by the peak and the room noise.
+    """The word: the run of loud frames around its loudest sustained stretch, at most 1 s.
 
     Behaves the same on FSDD's tightly cut clips and on a recording with seconds of room noise around
     the word: the threshold is top_db below the peak, raised to VAD_MARGIN_DB above the quietest
-    100 ms when the room is louder than that; gaps up to VAD_GAP_S (the stop in "six") stay inside."""
+    100 ms when the room is louder than that; gaps up to VAD_GAP_S (the stop in "six") stay inside.
+    A click or pop louder than the word is too short to anchor it (VAD_CLICK_S)."""
     hop, size = FRAME_LENGTH // 8, FRAME_LENGTH // 4
     padded = np.pad(samples, (0, max(0, size - len(samples))))
     frames = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop]
     db = 10 * np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
     db -= db.max()
-    smooth = np.convolve(db, np.ones(VAD_FLOOR_FRAMES) / VAD_FLOOR_FRAMES, mode="valid") if len(db) > VAD_FLOOR_FRAMES else db
-    floor = float(smooth.min())
-    threshold = max(-top_db, min(floor + VAD_MARGIN_DB, -VAD_CAP_DB))
-    if (db < floor + VAD_MARGIN_DB / 2).sum() * hop >= VAD_ROOM_S * SAMPLE_RATE:
-        threshold = max(threshold, floor + VAD_MARGIN_DB)  # a long stretch at the floor: that is the room
-    loud = db > threshold
+    loud = _loud_frames(db, top_db, hop)
     peak, gap = int(np.argmax(db)), int(VAD_GAP_S * SAMPLE_RATE / hop)
-    first = last = peak
-    # Walk out from the peak; a quiet stretch longer than gap ends the word on that side.
-    while first > 0 and loud[max(0, first - gap) : first].any():
-        first = max(0, first - gap) + int(np.flatnonzero(loud[max(0, first - gap) : first])[0])
-    while last < len(db) - 1 and loud[last + 1 : last + 1 + gap].any():
-        last = last + 1 + int(np.flatnonzero(loud[last + 1 : last + 1 + gap])[-1])
+    anchor = _sustained_peak(db, int(VAD_CLICK_S * SAMPLE_RATE / hop))
+    first, last = _extent(loud, anchor, gap)
+    if first <= peak <= last or not loud[peak]:
+        first, last = _extent(loud, peak, gap)  # the loudest frame is in the word: the walk from it, as always
+    else:
+        # The loudest frame is a click away from the word: judge loudness against the word's own peak.
+        loud = _loud_frames(db - db[first : last + 1].max(), top_db, hop)
+        first, last = _extent(loud, anchor, gap)
     start, end = first * hop, min(len(samples), last * hop + size)
     speech = samples[start:end]
     if len(speech) > WINDOW_SAMPLES:
@@ -137,6 +226,33 @@ def trim_speech(samples: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
         best = int(np.argmax(energy))
         speech = speech[best : best + WINDOW_SAMPLES]
     return speech
+
+
+def _loud_frames(db: np.ndarray, top_db: float, hop: int) -> np.ndarray:
+    """Frames of db (0 at the reference peak) above a threshold set by that peak and the room's level."""
+    smooth = np.convolve(db, np.ones(VAD_FLOOR_FRAMES) / VAD_FLOOR_FRAMES, mode="valid") if len(db) > VAD_FLOOR_FRAMES else db
+    floor = float(smooth.min())
+    threshold = max(-top_db, min(floor + VAD_MARGIN_DB, -VAD_CAP_DB))
+    if (db < floor + VAD_MARGIN_DB / 2).sum() * hop >= VAD_ROOM_S * SAMPLE_RATE:
+        threshold = max(threshold, floor + VAD_MARGIN_DB)  # a long stretch at the floor: that is the room
+    return db > threshold
+
+
+def _sustained_peak(db: np.ndarray, width: int) -> int:
+    """The frame whose whole neighbourhood of width frames is loudest: a short click cannot be it."""
+    half = width // 2
+    quietest = np.lib.stride_tricks.sliding_window_view(np.pad(db, half, mode="edge"), 2 * half + 1).min(axis=1)
+    return int(np.argmax(quietest))
+
+
+def _extent(loud: np.ndarray, start: int, gap: int) -> tuple[int, int]:
+    """First and last loud frame reached from start, stepping over quiet stretches of at most gap frames."""
+    first = last = start
+    while first > 0 and loud[max(0, first - gap) : first].any():
+        first = max(0, first - gap) + int(np.flatnonzero(loud[max(0, first - gap) : first])[0])
+    while last < len(loud) - 1 and loud[last + 1 : last + 1 + gap].any():
+        last = last + 1 + int(np.flatnonzero(loud[last + 1 : last + 1 + gap])[-1])
+    return first, last
 
 
 def place_in_window(speech: np.ndarray, offset: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:

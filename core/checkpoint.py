@@ -74,6 +74,12 @@ def load(source: Path | bytes, device: str | torch.device = "cpu") -> tuple[Digi
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"the weights do not fit the architecture in their config: {str(exc)[:300]}") from exc
     stats = ckpt["feature_stats"]
+    std = stats.get("std")
+    if isinstance(std, torch.Tensor) and std.dim() == 1 and not bool((std > 0).all()):
+        # Features are divided by std: a zero turned every audio prediction into NaN ("digit 0, nan% sure").
+        bad = [i for i, v in enumerate(std.tolist()) if not v > 0]
+        raise CheckpointError(f"the checkpoint's feature std must be positive; coefficient(s) {bad} are "
+                              f"{[std.tolist()[i] for i in bad]}")
     # Wrong statistics would only fail later, inside predict(), as a shape error the user cannot act on.
     if not all(isinstance(stats.get(k), torch.Tensor) and stats[k].shape == (N_COEFFS,) and torch.isfinite(stats[k]).all()
                for k in ("mean", "std")) or not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):

@@ -11,6 +11,7 @@ import soundfile as sf
 from PIL import Image
 
 from core import limits, paths
+from core.audio import trim_speech
 from core.errors import InvalidInput
 from core.predict import Predictor, prepare_audio, prepare_image
 
@@ -130,7 +131,18 @@ BAD_AUDIO = {
     "10_minute_flac": (lambda x, r: encode(np.zeros(16000 * 600, np.int16), 16000, "FLAC"), "600 s long"),
     "over_upload_limit": (lambda x, r: encode(np.zeros((limits.MAX_UPLOAD_BYTES // 4 + 1, 2), np.int16), 44100),
                           f"limit is {limits.MAX_UPLOAD_BYTES // limits.MB} MB"),
+    # 99 KB, every header field within its limit, but 92 M samples (369 MB as float32): refused from its header.
+    "flac_30s_384khz_8ch": (lambda x, r: _flac_30s_384khz_8ch(),
+                            r"holds 92,160,000 samples \(30.0 s x 384,000 Hz x 8 channels\); the limit is 6,000,000"),
 }
+
+
+def _flac_30s_384khz_8ch() -> bytes:
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=384_000, channels=8, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(30):  # a second at a time: the test itself never holds the 92 M samples
+            f.write(np.zeros((384_000, 8), np.int16))
+    return buf.getvalue()
 
 
 @pytest.mark.parametrize("name", list(BAD_AUDIO))
@@ -148,6 +160,92 @@ def test_bad_sample_arrays_are_refused(predictor, clip):
         predictor.predict(audio=(x, 10))
     with pytest.raises(InvalidInput, match="9 channels"):
         predictor.predict(audio=encode(np.stack([x] * 9, 1), rate))
+
+
+def _lavfi(tmp_path, source: str, *options: str, suffix: str = "mka") -> bytes:
+    """A file ffmpeg makes from one of its generated sources, written through a pipe unless a duration is wanted."""
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed (scripts/setup --dev installs it)")
+    dst = tmp_path / f"out.{suffix}"
+    argv = ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source, *options]
+    if suffix == "webm":  # as a browser's MediaRecorder writes it: streamed, so no duration in the header
+        dst.write_bytes(subprocess.run([*argv, "-f", "webm", "pipe:1"], check=True, capture_output=True).stdout)
+    else:
+        subprocess.run([*argv, str(dst)], check=True)
+    return dst.read_bytes()
+
+
+# What only ffmpeg reads (Matroska, WebM): channels, rate and length are judged before decoding, or
+# decoding stops at the budget, and the message names the limit.
+FFMPEG_BAD_AUDIO = {
+    "mka_flac_384khz_8ch": (("anoisesrc=r=384000:a=0.1:d=2.5", "-ac", "8", "-c:a", "flac"), "mka",
+                            r"holds 7,680,000 samples \(2.5 s x 384,000 Hz x 8 channels\); the limit is 6,000,000"),
+    "webm_8ch_without_duration": (("anoisesrc=r=48000:a=0.1:d=20", "-ac", "8", "-c:a", "libopus", "-mapping_family", "1"),
+                                  "webm", r"holds over 6,000,000 samples \(over 15.6 s x 48,000 Hz x 8 channels\)"),
+    "webm_40s_without_duration": (("sine=f=300:r=48000:d=40", "-c:a", "libopus"), "webm",
+                                  "longer than 30 s; the limit is 30 s"),
+    "mka_9_channels": (("aevalsrc=exprs=" + "|".join(["0.1*sin(2*PI*300*t)"] * 9) + ":s=8000:d=1", "-c:a", "pcm_s16le"),
+                       "mka", "has 9 channels; the limit is 8"),
+    "mka_500khz": (("sine=f=300:r=500000:d=1", "-c:a", "pcm_s16le"), "mka", "Sample rate 500000 Hz is not a usable"),
+}
+
+
+@pytest.mark.parametrize("name", list(FFMPEG_BAD_AUDIO))
+def test_ffmpeg_audio_is_bounded_before_decoding(predictor, tmp_path, name):
+    args, suffix, message = FFMPEG_BAD_AUDIO[name]
+    data = _lavfi(tmp_path, args[0], *args[1:], suffix=suffix)
+    with pytest.raises(InvalidInput, match=message):
+        predictor.predict(audio=data)
+
+
+def test_huge_finite_samples_are_read_as_the_waveform_they_draw(predictor, clip):
+    # A float WAV does not clip: samples of 1e35 are a (badly scaled) waveform, but a float32 sum of
+    # them overflows to inf (the DC offset makes sure it does) and librosa raised a traceback.
+    x, rate = clip
+    padded = np.concatenate([np.zeros(rate // 2, np.float32), x, np.zeros(rate // 2, np.float32)])
+    reference = predictor.predict(audio=encode(padded, rate, "WAV", "FLOAT"))
+    loud = predictor.predict(audio=encode((padded + 0.5) * 1e35, rate, "WAV", "FLOAT"))
+    assert_predicted(loud, "audio")
+    assert loud.digit == reference.digit
+    assert np.corrcoef(loud.features.ravel(), reference.features.ravel())[0, 1] > 0.999
+
+
+def test_stereo_in_opposite_phase_is_the_voice_not_silence(predictor, clip):
+    # A channel wired the wrong way round (L = -R) averages to nothing; each channel still holds the word.
+    x, rate = clip
+    reference = predictor.predict(audio=(x, rate))
+    for stereo in (np.stack([x, -x], 1), np.stack([-x, 0.5 * x], 1)):
+        result = predictor.predict(audio=encode(stereo, rate))
+        assert result.digit == reference.digit
+        assert np.corrcoef(result.features.ravel(), reference.features.ravel())[0, 1] > 0.99
+    assert predictor.predict(audio=encode(np.stack([x, x], 1), rate)).probs == predictor.predict(audio=encode(x, rate)).probs
+
+
+def test_a_sample_rate_given_as_text(predictor, clip):
+    x, rate = clip
+    assert predictor.predict(audio=(x, str(rate))).probs == predictor.predict(audio=(x, rate)).probs
+    for bad in ("fast", None, [rate]):
+        with pytest.raises(InvalidInput, match="is not a number of samples per second"):
+            predictor.predict(audio=(x, bad))
+    with pytest.raises(InvalidInput, match="Sample rate 8000.5 Hz is not a usable audio rate"):
+        predictor.predict(audio=(x, 8000.5))
+
+
+@pytest.mark.parametrize("click_at", ["after", "before"])
+def test_a_click_louder_than_the_word_is_not_what_is_kept(predictor, clip, click_at):
+    x, rate = clip  # 8 kHz
+    rng = np.random.default_rng(0)
+    quiet = np.zeros(int(0.6 * rate), np.float32)
+    click = quiet.copy()
+    click[len(click) // 2 : len(click) // 2 + 16] = 0.99  # 2 ms, far louder than the word's loudest 12.5 ms
+    parts = [quiet, x, click] if click_at == "after" else [click, x, quiet]
+    room = rng.normal(0, 1e-3, sum(map(len, parts))).astype(np.float32)
+    with_click, without = np.concatenate(parts) + room, np.concatenate([quiet, x, quiet]) + room
+    assert np.abs(with_click).max() > 2 * np.abs(x).max()
+    kept, expected = trim_speech(with_click), trim_speech(without)
+    assert abs(len(kept) - len(expected)) <= 0.01 * rate and np.abs(kept).max() < 0.9
+    a, b = predictor.predict(audio=(with_click, rate)), predictor.predict(audio=(without, rate))
+    assert a.digit == b.digit and np.corrcoef(a.features.ravel(), b.features.ravel())[0, 1] > 0.99
 
 
 def test_image_cases_that_are_predicted(predictor, digit):
@@ -177,6 +275,9 @@ BAD_IMAGES = {
     "black_canvas": (lambda d: np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)]), "blank"),
     "over_pixel_limit": (lambda d: _bomb(10_001, 10_001), f"limit is {limits.MAX_IMAGE_PIXELS:,} pixels"),
     "decompression_bomb": (lambda d: _bomb(50_000, 50_000), f"limit is {limits.MAX_IMAGE_PIXELS:,} pixels"),
+    # Within the pixel limit, but 400 MB once decoded (Pillow keeps RGB in four bytes a pixel): refused first.
+    "white_10000x10000_png": (lambda d: _white_png(10_000, 10_000), "10000x10000 and would take 381 MB to decode; "
+                              f"the limit is {limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB"),
     "over_upload_limit": (lambda d: b"\x89PNG" + bytes(limits.MAX_UPLOAD_BYTES),
                           f"limit is {limits.MAX_UPLOAD_BYTES // limits.MB} MB"),
 }
@@ -189,6 +290,17 @@ def _bomb(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def _white_png(width: int, height: int) -> bytes:
+    """A real, all-white RGB PNG, compressed a row at a time (the pixels never exist in memory here)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pack, row = zlib.compressobj(1), b"\0" + b"\xff" * (3 * width)
+    idat = b"".join(pack.compress(row) for _ in range(height)) + pack.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -218,7 +330,8 @@ def test_readme_states_the_limits():
     number = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
     expected = [f"{limits.MAX_UPLOAD_BYTES // limits.MB} MB", f"{limits.MIN_AUDIO_SECONDS * 1000:.0f} ms to "
                 f"{limits.MAX_AUDIO_SECONDS:.0f} s", f"{limits.MAX_SAMPLE_RATE // 1000} kHz",
-                f"up to {limits.MAX_AUDIO_CHANNELS} channels", f"{limits.MIN_IMAGE_SIDE}x{limits.MIN_IMAGE_SIDE}",
-                f"{limits.MAX_IMAGE_PIXELS:,} pixels"]
+                f"up to {limits.MAX_AUDIO_CHANNELS} channels", f"{limits.MAX_AUDIO_SAMPLES:,} samples",
+                f"{limits.MIN_IMAGE_SIDE}x{limits.MIN_IMAGE_SIDE}", f"{limits.MAX_IMAGE_PIXELS:,} pixels",
+                f"{limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB once decoded"]
     expected += [f"{number(lo)}–{number(hi)}" for lo, hi in limits.TRAIN_BOUNDS.values()]
     assert [e for e in expected if e not in " ".join(section.split())] == []

@@ -100,3 +100,17 @@ def test_a_loaded_predictor_keeps_serving_after_bad_weights(good, mnist_test, tm
     with pytest.raises(CheckpointError, match="no such weights file"):
         Predictor.load(tmp_path / "missing.pt")
     assert serving.predict(image=mnist_test[0][0]).probs == before.probs
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0])
+def test_a_feature_std_that_is_not_positive_is_refused(good, tmp_path, value):
+    # Audio features are divided by std: a zero made every audio prediction NaN, shown as "0, nan% sure".
+    ckpt = checkpoint.load_dict(good)
+    std = torch.ones(13)
+    std[3] = value
+    bad = _saved({**ckpt, "feature_stats": {"mean": torch.zeros(13), "std": std}})
+    with pytest.raises(CheckpointError, match=rf"feature std must be positive; coefficient\(s\) \[3\] are \[{value}\]"):
+        checkpoint.load(bad)
+    (tmp_path / "bad.pt").write_bytes(bad)
+    with pytest.raises(CheckpointError, match="feature std must be positive"):
+        Predictor.load(tmp_path / "bad.pt")

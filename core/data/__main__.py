@@ -1,4 +1,4 @@
-"""`python -m core.data download|check`: fetch the datasets or report what is present."""
+"""`python -m core.data download|check`: fetch the datasets, or report what is present and whether it is intact."""
 from __future__ import annotations
 
 import argparse
@@ -27,10 +27,21 @@ def main(argv: list[str] | None = None) -> int:
             from core.data.fsdd import list_clips
             from core.data.mnist import load_mnist
 
+            from core.data.download import FSDD_COMMIT, check_fsdd, fsdd_manifest
+
             for split in ("train", "test"):
                 images, _ = load_mnist(root, split)
                 print(f"MNIST {split}: {len(images)} images")
-            print(f"FSDD: {len(list_clips(root))} clips in {root / 'fsdd' / 'recordings'}")
+            folder = root / "fsdd" / "recordings"
+            manifest = fsdd_manifest()
+            missing, different = check_fsdd(folder, manifest)
+            print(f"FSDD: {len(list_clips(root))} clips in {folder}; "
+                  f"{len(manifest) - len(missing) - len(different)} of {len(manifest)} match commit {FSDD_COMMIT[:12]}")
+            for label, names in (("missing", missing), ("different from FSDD's", different)):
+                if names:
+                    print(f"  {len(names)} {label}: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
+            if missing or different:
+                return 1
     except DigitsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
