@@ -22,6 +22,7 @@ class Gate:
         self.threads: list[int] = []
         self.released: set[P.Request] = set()
         self.cond = threading.Condition()
+        self.ignore_cancel = False  # as a UMAP would, were it past its last cancel check
 
     def __call__(self, x, request, progress, cancelled, threads):
         with self.cond:
@@ -29,7 +30,7 @@ class Gate:
             self.threads.append(threads)
             self.cond.notify_all()
             while request not in self.released:
-                if cancelled():
+                if cancelled() and not self.ignore_cancel:
                     self.stopped.append(request)
                     raise E.ProjectionCancelled("stopped")
                 progress(0.5, "half way")
@@ -156,6 +157,19 @@ def test_cancelling_a_running_job_stops_it_and_drops_it(make, gate):
     gate.release(req("b"))
     settle(queue, req("b"), "bob")
     assert queue.status(req("a")) is None  # nothing kept for the cancelled job
+
+
+def test_a_result_that_arrives_after_its_cancel_is_dropped(make, gate):
+    queue = make(workers=1)
+    gate.ignore_cancel = True
+    queue.submit(req("a"), X, "alice")
+    gate.wait_started(1)
+    assert queue.cancel(req("a"), "alice") and queue.status(req("a")) is None
+    queue.submit(req("b"), X, "bob")
+    assert queue.status(req("b")).place == 1 and queue.status(req("b")).running == 1  # "a" still holds the worker
+    gate.release(req("a"), req("b"))
+    settle(queue, req("b"), "bob")
+    assert gate.started == [req("a"), req("b")] and queue.status(req("a")) is None
 
 
 def test_a_job_stays_while_another_visitor_still_wants_it(make, gate):
