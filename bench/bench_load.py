@@ -104,7 +104,7 @@ def queued(vectors: dict, deadline: float) -> tuple[list[threading.Thread], list
         end = time.perf_counter()
         state = status.state if status else "dropped"
         waited = (started or end) - asked
-        report.append(f"  {encoder:>5} {request.describe():<36} {state:>7}: waited {waited:5.1f} s, "
+        report.append(f"  {encoder:>5} {request.describe():<46} {state:>7}: waited {waited:5.1f} s, "
                       f"ran {end - (started or end):5.1f} s")
 
     threads = [threading.Thread(target=visitor, args=(k, *r), daemon=True) for k, r in enumerate(REQUESTS)]
@@ -126,13 +126,33 @@ def direct(vectors: dict, deadline: float) -> tuple[list[threading.Thread], list
         except E.ProjectionCancelled:
             state = "stopped"
         request = P.Request((encoder,), method, **params)
-        report.append(f"  {encoder:>5} {request.describe():<36} {state:>7}: ran {time.perf_counter() - start:5.1f} s")
+        report.append(f"  {encoder:>5} {request.describe():<46} {state:>7}: ran {time.perf_counter() - start:5.1f} s")
 
     threads = [threading.Thread(target=visitor, args=r, daemon=True) for r in REQUESTS]
     for t in threads:
         t.start()
     print(f"direct: {len(threads)} projections at once, {thread_count()} thread(s) each")
     return threads, report, lambda: None
+
+
+def cancel_latency(x: np.ndarray) -> None:
+    """Seconds from Cancel to a free worker, for a t-SNE and a UMAP cancelled while they optimise."""
+    for method, phase in (("tsne", "t-SNE: iteration"), ("umap", "UMAP: epoch")):
+        queue, request, probe = P.ProjectionQueue(P.QueueConfig.from_env()), P.Request(("x",), method), P.Request(("x",), "pca")
+        try:
+            status = queue.submit(request, x, "canceller")
+            while status is not None and not status.message.startswith(phase):
+                time.sleep(0.05)
+                status = queue.status(request, "canceller")
+            time.sleep(1.0)  # somewhere between two of its cancel checks
+            start = time.perf_counter()
+            queue.cancel(request, "canceller")
+            queue.submit(probe, x[:50], "canceller")  # starts once the cancelled projection has let go of the worker
+            queue.wait(probe, "canceller", timeout=120, poll=0.01)
+            print(f"  cancel a {method} while it optimises: worker free after {time.perf_counter() - start:.2f} s"
+                  f"  ({load()})", flush=True)
+        finally:
+            queue.close()
 
 
 def main() -> None:
@@ -171,6 +191,8 @@ def main() -> None:
           f"{'ran at once' if args.direct else 'were queued'}: {percentiles(latencies)}  ({load()})")
     if sessions.errors:
         print(f"{len(sessions.errors)} predictions failed, first: {sessions.errors[0]}")
+    if not args.direct:
+        cancel_latency(vectors["image"])
 
 
 if __name__ == "__main__":

@@ -201,9 +201,8 @@ def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Prog
                            propagate_exception=True)
         embedding.optimize(iters["normal"], momentum=0.8, negative_gradient_method="bh", inplace=True,
                            propagate_exception=True)
-    except OptimizationInterrupt:
-        stop.check()
-        raise  # not ours: only our callback stops the optimisation
+    except OptimizationInterrupt:  # only our callback stops it, when cancelled() said so
+        raise ProjectionCancelled("the projection was cancelled") from None
     return np.asarray(embedding, dtype=np.float32)
 
 
