@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import embeddings as E
 from core import projections as P
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -26,7 +27,7 @@ class HeldBack:
         if request.source == ("busy",):
             while not self.free.wait(0.02):
                 if cancelled():
-                    raise P.E.ProjectionCancelled("stopped")
+                    raise E.ProjectionCancelled("stopped")
         return P.project_request(x, request, progress, cancelled, threads)
 
 
@@ -36,19 +37,20 @@ def queue(monkeypatch, tmp_path, tiny_weights, data_root):
     monkeypatch.setenv("DIGITS_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("DIGITS_WEIGHTS", str(tiny_weights))
     monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
-    runner = HeldBack()
+    runner, built = HeldBack(), []
 
     def build(**config) -> P.ProjectionQueue:
         q = P.ProjectionQueue(P.QueueConfig(**config), run=runner)
         q.release = runner.free.set
+        built.append(q)
         monkeypatch.setattr(P, "_shared", q)
         q.submit(P.Request(("busy",), "tsne"), np.random.default_rng(0).normal(size=(50, 4)), "another visitor")
         return q
 
     yield build
     runner.free.set()
-    if isinstance(P._shared, P.ProjectionQueue):
-        P._shared.close()
+    for q in built:
+        q.close()
 
 
 def explore(**state) -> AppTest:
