@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 import warnings
@@ -13,11 +14,17 @@ import numpy as np
 import pandas as pd
 
 from core.device import thread_count
+from core.errors import DigitsError
 
 ENCODERS = ("image", "audio", "fused")
 METHODS = ("tsne", "umap", "pca")
 MAX_POINTS = 10_000
 Progress = Callable[[float, str], None]
+Cancelled = Callable[[], bool]
+
+
+class ProjectionCancelled(DigitsError):
+    """A projection stopped part-way because its cancelled() check said so."""
 
 
 @dataclass
@@ -83,8 +90,10 @@ def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int 
 
 
 def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: float = 30.0, n_neighbors: int = 15,
-            min_dist: float = 0.1, seed: int = 0, progress: Progress | None = None) -> np.ndarray:
-    """(n, dims) coordinates; progress(fraction, message) is called while t-SNE optimises."""
+            min_dist: float = 0.1, seed: int = 0, progress: Progress | None = None, threads: int | None = None,
+            cancelled: Cancelled | None = None) -> np.ndarray:
+    """(n, dims) coordinates on at most `threads` threads (default: thread_count()); progress(fraction, message) is
+    called while t-SNE or UMAP optimises, and ProjectionCancelled is raised soon after cancelled() turns true."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if dims not in (2, 3):
@@ -96,12 +105,51 @@ def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: floa
         from sklearn.decomposition import PCA
 
         return PCA(n_components=dims, random_state=seed).fit_transform(x).astype(np.float32)
-    if method == "umap":
-        return _umap(x, dims, n_neighbors, min_dist, seed, progress)
-    return _tsne(x, dims, perplexity, seed, progress)
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, int(threads or thread_count()))
+    stop = _Stop(cancelled or (lambda: False))
+    stop.check()
+    # OpenMP's thread count is per calling thread, so this caps scikit-learn's neighbour search here without
+    # touching predictions running in the app's other threads.
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        if method == "umap":
+            return _umap(x, dims, n_neighbors, min_dist, seed, progress, stop)
+        return _tsne(x, dims, perplexity, seed, progress, threads, stop)
 
 
-def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, progress: Progress | None) -> np.ndarray:
+class _Stop:
+    """The cancelled() check, raising ProjectionCancelled."""
+
+    def __init__(self, cancelled: Cancelled):
+        self.cancelled = cancelled
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise ProjectionCancelled("the projection was cancelled")
+
+
+class _UmapEpochs(io.TextIOBase):
+    """UMAP's epoch progress bar written here (UMAP has no callback): reports progress and stops when cancelled.
+
+    UMAP's tqdm bar renders as "n/total" (bar_format below) between epochs; raising from its write ends the epoch loop,
+    the one long stretch of a UMAP. It raises once: tqdm writes again as it closes and would raise a second time."""
+
+    def __init__(self, progress: Progress | None, stop: _Stop):
+        self.progress, self.stop, self.raised = progress, stop, False
+
+    def write(self, text: str) -> int:
+        done, _, total = text.strip().partition("/")
+        if self.progress and done.isdigit() and total.isdigit() and int(total):
+            self.progress(0.2 + 0.79 * int(done) / int(total), f"UMAP: epoch {done} of {total}")
+        if not self.raised and self.stop.cancelled():
+            self.raised = True
+            self.stop.check()
+        return len(text)
+
+
+def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, progress: Progress | None,
+          stop: _Stop) -> np.ndarray:
     import umap
     from sklearn.neighbors import NearestNeighbors
 
@@ -113,15 +161,19 @@ def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int
     # the point's radius, so the self-distance must be 0, not BLAS round-off (that kept 0.22 of 10-NN, not 0.24).
     dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
     dist[:, 0] = 0
-    model = umap.UMAP(n_components=dims, n_neighbors=k, min_dist=min_dist, random_state=seed,
+    stop.check()
+    epochs = {"disable": False, "file": _UmapEpochs(progress, stop), "bar_format": "{n}/{total}", "mininterval": 0.25}
+    model = umap.UMAP(n_components=dims, n_neighbors=k, min_dist=min_dist, random_state=seed, tqdm_kwds=epochs,
                       n_jobs=1, precomputed_knn=(idx, dist.astype(np.float32)))  # a fixed random_state makes UMAP serial anyway
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")  # no search index: only transform() needs one
         return model.fit_transform(x).astype(np.float32)
 
 
-def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None) -> np.ndarray:
+def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None, jobs: int,
+          stop: _Stop) -> np.ndarray:
     from openTSNE import TSNE
+    from openTSNE.tsne import OptimizationInterrupt
 
     iters = {"early": 250, "normal": 500}
     total = sum(iters.values())
@@ -132,18 +184,24 @@ def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Prog
         done["n"] += 25
         if progress:
             progress(min(0.99, done["n"] / total), f"t-SNE: iteration {done['n']} of {total}")
-        return False
+        return stop.cancelled()  # True makes openTSNE raise OptimizationInterrupt
 
-    jobs = thread_count()  # DIGITS_THREADS caps it when the machine is shared
     tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=jobs,
                 callbacks=callback, callbacks_every_iters=25, verbose=False)
-    embedding = tsne.prepare_initial(x, _tsne_affinities(x, perplexity, jobs))
+    affinities = _tsne_affinities(x, perplexity, jobs)
+    stop.check()
+    embedding = tsne.prepare_initial(x, affinities)
     # The two phases of TSNE.fit with its defaults, each with the faster gradient: FFT's cost grows with the
     # embedding's area, BH's barely does, so FFT wins while early exaggeration keeps 10,000 points compact and
     # BH (threaded, where openTSNE's FFT is serial) once they spread: 500 BH iterations take ~a third of FFT's.
     early = "fft" if dims == 2 and len(x) > 5000 else "bh"
-    embedding.optimize(iters["early"], exaggeration=12, momentum=0.8, negative_gradient_method=early, inplace=True)
-    embedding.optimize(iters["normal"], momentum=0.8, negative_gradient_method="bh", inplace=True)
+    try:
+        embedding.optimize(iters["early"], exaggeration=12, momentum=0.8, negative_gradient_method=early, inplace=True,
+                           propagate_exception=True)
+        embedding.optimize(iters["normal"], momentum=0.8, negative_gradient_method="bh", inplace=True,
+                           propagate_exception=True)
+    except OptimizationInterrupt:  # only our callback stops it, when cancelled() said so
+        raise ProjectionCancelled("the projection was cancelled") from None
     return np.asarray(embedding, dtype=np.float32)
 
 

@@ -52,8 +52,8 @@ def test_projections_keep_separated_clusters_separated(method, dims):
     assert xy.shape == (len(x), dims) and np.isfinite(xy).all()
     q = E.cluster_quality(xy, labels, k=5)
     assert q["ARI"] > 0.9 and q["silhouette"] > 0.5
-    if method == "tsne":
-        assert seen and all(0 <= f <= 1 for f in seen) and seen == sorted(seen)
+    if method != "pca":  # t-SNE reports its iterations, UMAP its epochs
+        assert seen and all(0 <= f <= 1 for f in seen) and seen == sorted(seen) and seen[-1] > 0.9
 
 
 def test_tsne_progress_counts_all_750_iterations():
@@ -73,6 +73,30 @@ def test_large_projections_keep_ten_clusters_apart(method, n_per, seed):
     assert xy.shape == (len(x), 2) and np.isfinite(xy).all()
     q = E.cluster_quality(xy, labels, k=10)
     assert q["ARI"] > 0.9 and q["silhouette"] > 0.5
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_a_cancelled_projection_stops_part_way(method):
+    x, _ = blobs(n_per=100)
+    seen = []
+    with pytest.raises(E.ProjectionCancelled):  # cancelled once the optimisation has begun
+        E.project(x, method, progress=lambda f, m: seen.append((f, m)), cancelled=lambda: any(f >= 0.2 for f, _ in seen))
+    assert seen and max(f for f, _ in seen) < 0.5, seen
+    with pytest.raises(E.ProjectionCancelled):  # cancelled before it starts
+        E.project(x, method, progress=lambda f, m: seen.append((f, m)), cancelled=lambda: True)
+
+
+def test_a_projection_caps_openmp_threads_in_its_own_thread_only():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def omp() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"}
+
+    inside = []
+    with threadpool_limits(limits=2, user_api="openmp"):
+        E.project(blobs()[0], "tsne", perplexity=15, threads=1, progress=lambda f, m: inside.append(omp()))
+        assert omp() == {2}
+    assert inside and all(t == {1} for t in inside)
 
 
 def test_tsne_of_the_fewest_points_in_3d():

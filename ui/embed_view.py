@@ -1,4 +1,4 @@
-"""Cached embeddings and projections for the Explore page, and the plot with its selected point."""
+"""Cached embeddings, projections through the shared queue, and the Explore page's plot with its selected point."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from core import embeddings as E
+from core import projections as P
 from core.runs import weights_of
-from ui import charts, state
+from ui import charts, projection_queue, state
 
 
 def weights_for(choice: str) -> tuple[str, float]:
@@ -31,10 +32,9 @@ def embedding(weights: str, mtime: float, root: str, split: str, encoder: str, n
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
-def projection(weights: str, mtime: float, root: str, split: str, encoder: str, n: int, method: str, dims: int,
-               perplexity: float, neighbors: int, min_dist: float, _progress=None) -> np.ndarray:
-    x = embedding(weights, mtime, root, split, encoder, n).vectors
-    return E.project(x, method, dims, perplexity, neighbors, min_dist, seed=0, progress=_progress)
+def pca(weights: str, mtime: float, root: str, split: str, encoder: str, n: int, dims: int) -> np.ndarray:
+    """PCA takes milliseconds, so it skips the queue that t-SNE and UMAP wait in."""
+    return E.project(embedding(weights, mtime, root, split, encoder, n).vectors, "pca", dims)
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
@@ -56,10 +56,29 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
          colour: str) -> None:
     root = str(state.data_root())
     emb = embedding(*weights, root, split, encoder, n)
-    bar = st.progress(0.0, text=f"Projecting {len(emb.meta)} points…")
-    xy = projection(*weights, root, split, encoder, n, method, dims, params["perplexity"], params["neighbors"],
-                    params["min_dist"], _progress=lambda f, m: bar.progress(f, text=m))
-    bar.empty()
+    if method == "pca":
+        xy = pca(*weights, root, split, encoder, n, dims)
+    else:
+        request = P.Request((*weights, root, split, encoder, n), method, dims, params["perplexity"],
+                            params["neighbors"], params["min_dist"])
+        xy = projection_queue.result_or_place(request, emb.vectors, _describe)
+    if xy is not None:
+        _plot(weights, root, split, encoder, n, dims, k, colour, emb, xy)
+    st.subheader("Cluster quality per embedding")
+    q = quality(*weights, root, split, n, k)
+    st.dataframe(q.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}", "silhouette": "{:.3f}", "points": "{:.0f}"}))
+    st.caption(f"k-means with k={k} on the raw embedding vectors. ARI and NMI: agreement of the clusters with the true "
+               "digits (1 = identical). Silhouette: how far apart the true digits sit (-1 to 1). The seed said the "
+               "image embedding separates digits and the audio one mixes them; this measures it.")
+
+
+def _describe(request: P.Request, points: int) -> str:
+    _, _, _, split, encoder, _ = request.source
+    return f"{request.describe()} of {points:,} {encoder} embeddings ({split} split)"
+
+
+def _plot(weights: tuple[str, float], root: str, split: str, encoder: str, n: int, dims: int, k: int, colour: str,
+          emb: E.Embedding, xy: np.ndarray) -> None:
     df = emb.meta.assign(row=np.arange(len(emb.meta)), cluster=clusters(*weights, root, split, encoder, n, k))
     for i, axis in enumerate("xyz"[:dims]):
         df[axis] = xy[:, i]
@@ -71,12 +90,6 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
         st.session_state[key] = int(picked[0])  # a new click wins; typing a number afterwards still works
     st.session_state.emb_last_pick = picked
     _selected(df, emb, root, key)
-    st.subheader("Cluster quality per embedding")
-    q = quality(*weights, root, split, n, k)
-    st.dataframe(q.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}", "silhouette": "{:.3f}", "points": "{:.0f}"}))
-    st.caption(f"k-means with k={k} on the raw embedding vectors. ARI and NMI: agreement of the clusters with the true "
-               "digits (1 = identical). Silhouette: how far apart the true digits sit (-1 to 1). The seed said the "
-               "image embedding separates digits and the audio one mixes them; this measures it.")
 
 
 def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:
