@@ -64,14 +64,16 @@ MUTANTS = (
            ("tests/test_augmentation.py",), "SpecAugment masks filled with zeros, not the utterance mean"),
     Mutant("no-dc-removal", "core/audio.py", "    samples = samples - samples.mean()\n", "",
            ("tests/test_features.py::test_unusable_audio_is_invalid_input",), "a DC-only recording passes as speech"),
-    Mutant("no-resampling", "core/audio.py", "    if int(rate) != SAMPLE_RATE:\n", "    if False:\n",
-           ("tests/test_features.py::test_resampled_stereo_matches_mono_8k",), "44.1 kHz audio read as 8 kHz"),
+    Mutant("resampled-to-4-khz", "core/audio.py", "target_sr=SAMPLE_RATE, res_type",
+           "target_sr=SAMPLE_RATE // 2, res_type",
+           ("tests/test_features.py::test_resampled_stereo_matches_mono_8k",), "44.1 kHz audio resampled to 4 kHz"),
     Mutant("word-not-centred", "core/audio.py", "offset = room // 2 if offset is None", "offset = 0 if offset is None",
            ("tests/test_audio_features.py",), "the word sits at the window's start in serving"),
     # Image preprocessing.
-    Mutant("no-polarity-fix", "core/image.py", "return 1.0 - img if np.median(border) > 0.5 else img", "return img",
+    Mutant("transparent-ink-inverted", "core/image.py", "np.where(_ink_is_dark(gray, alpha), 1 - gray, gray)",
+           "np.where(_ink_is_dark(gray, alpha), gray, 1 - gray)",
            ("tests/test_features.py::test_polarity_and_transparency_give_the_same_digit",),
-           "black ink on white is not inverted"),
+           "dark ink on a transparent background reads as its negative"),
     Mutant("not-centred-by-mass", "core/image.py", "dy = int(round(14 - (ys * img).sum() / total))", "dy = 0",
            ("tests/test_features.py::test_image_is_cropped_scaled_and_centred_by_mass",),
            "the digit is not moved to its centre of mass vertically"),
@@ -239,9 +241,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_doc(results, total: float) -> None:
     """Replace the result section of docs/mutants.md (between its markers) with this run's table."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True).stdout.strip()
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    commit, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain")
     lines = [f"Run on {time.strftime('%Y-%m-%d')} at commit {commit}{' (with uncommitted changes)' if dirty else ''}: "
              f"{sum(r[1] == 'caught' for r in results)} of {len(results)} mutants caught in {total:.0f} s.", "",
              "| mutant | file | the bug | verdict | first failing test | s |", "|---|---|---|---|---|---:|"]
