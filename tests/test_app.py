@@ -1,7 +1,11 @@
 """AppTest of every page, with and without the datasets, asserting what each page shows."""
 from __future__ import annotations
 
+import importlib.abc
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -10,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
+from core import checkpoint
+from core import embeddings as E
 from core.io import write_json
 from core.predict import Predictor
 from core.trials import TRIALS
@@ -127,6 +134,12 @@ def test_draw_page_shows_each_head_like_the_predictor(env, tiny_weights, given):
     assert len(at.get("plotly_chart")) == len(heads) + (1 if image is not None else 0) + (2 if audio is not None else 0)
     disagree = [w.value for w in at.warning if "disagree" in w.value]
     assert bool(disagree) == (given == "both" and expected.disagreement)
+    if disagree:  # the note says which input the fused head followed
+        d = expected.digits
+        side = "image" if d["fused"] == d["image"] else "audio" if d["fused"] == d["audio"] else None
+        assert (f"went with the {side}: {d['fused']}." if side else f"chose {d['fused']}, neither") in disagree[0]
+    elif given == "both":
+        assert [s.value for s in at.success] == [f"Image and audio agree on {expected.digits['fused']}."]
 
 
 def test_draw_page_explains_unreadable_input(env):
@@ -147,11 +160,99 @@ def test_example_button_needs_the_dataset(env, data_root, tiny_weights):
     assert metrics(at) == {f"{h.capitalize()} prediction": str(expected[h]) for h in ("fused", "image", "audio")}
 
 
-def test_local_microphone_option_explains_itself(env):
+class NoPortAudio(importlib.abc.MetaPathFinder):
+    """Imports sounddevice the way a machine without libportaudio2 does: OSError."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return None
+
+
+def client_ip(monkeypatch, ip: str | None) -> None:
+    """Streamlit gives None for a browser on this computer (localhost); AppTest's own value is a mock, never None."""
+    import streamlit as st
+
+    monkeypatch.setattr(type(st.context), "ip_address", property(lambda self: ip))
+
+
+def no_input_device(monkeypatch):
+    import sounddevice
+
+    client_ip(monkeypatch, None)
+
+    monkeypatch.setattr(sounddevice, "query_devices", lambda: [{"name": "speakers", "max_input_channels": 0,
+                                                                "max_output_channels": 2}])
+
+
+def no_audio_system(monkeypatch):
+    import sounddevice
+
+    client_ip(monkeypatch, None)
+
+    def refuse():
+        raise sounddevice.PortAudioError("Error querying device -1")
+
+    monkeypatch.setattr(sounddevice, "query_devices", refuse)
+
+
+def no_portaudio(monkeypatch):
+    client_ip(monkeypatch, None)
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
+
+
+def remote_visitor(monkeypatch):
+    client_ip(monkeypatch, "203.0.113.9")
+
+
+def visitor_behind_a_proxy(monkeypatch):
+    import streamlit as st
+
+    client_ip(monkeypatch, None)  # the proxy runs on this computer; the visitor does not
+    monkeypatch.setattr(type(st.context), "headers", property(lambda self: {"X-Forwarded-For": "203.0.113.9"}))
+
+
+REMOTE = ("The app runs on a server, not on your computer: its microphone is not yours. "
+          "Use the browser recorder above instead.")
+
+
+@pytest.mark.parametrize("case, message", [
+    (remote_visitor, REMOTE),
+    (visitor_behind_a_proxy, REMOTE),
+    (no_portaudio, "sounddevice cannot load PortAudio on this computer (PortAudio library not found); "
+                   "install libportaudio2."),
+    (no_audio_system, "PortAudio found no audio system (Error querying device -1)."),
+    (no_input_device, "This computer has no microphone (no audio input device)."),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_local_microphone_option_says_why_it_cannot_record(env, monkeypatch, case, message):
     env(None)
+    case(monkeypatch)
     at = app()
     expander = next(e for e in at.expander if "this computer" in e.label)
-    assert expander.info or expander.button  # a reason (server, no PortAudio, no device) or the record button
+    assert [i.value.strip() for i in expander.info] == [message]
+    assert not expander.button
+
+
+def test_local_microphone_records_and_predicts(env, monkeypatch, tiny_weights):
+    import sounddevice
+
+    env(None)
+    client_ip(monkeypatch, None)
+    voice = np.zeros((24000, 1), np.float32)  # 1.5 s at 16 kHz, the word in the middle
+    voice[4000:14000, 0] = speech_like(0.625, rate=16000, seed=5)
+    asked = []
+    monkeypatch.setattr(sounddevice, "query_devices", lambda: [{"name": "mic", "max_input_channels": 1}])
+    monkeypatch.setattr(sounddevice, "rec", lambda frames, samplerate, channels, dtype: asked.append(
+        (frames, samplerate, channels, dtype)) or voice)
+    monkeypatch.setattr(sounddevice, "wait", lambda: None)
+    at = app()
+    expander = next(e for e in at.expander if "this computer" in e.label)
+    assert not expander.info
+    expander.button[0].click().run()
+    assert asked == [(24000, 16000, 1, "float32")]
+    expected = Predictor.load(tiny_weights).predict(audio=(voice[:, 0], 16000))
+    assert metrics(at) == {"Audio prediction": str(expected.digits["audio"])}
 
 
 def test_embeddings_page_without_data_offers_the_download(env):
@@ -164,8 +265,13 @@ def test_embeddings_page_without_data_offers_the_download(env):
     assert set(TRIALS) <= set(board["entry"])  # the compact leaderboard stands beside it anyway
 
 
+@pytest.fixture(scope="module")
+def tiny_test_split(tiny_weights, data_root):
+    return E.load_split(tiny_weights, data_root, "test")
+
+
 @pytest.mark.parametrize("method", ["pca", "tsne"])
-def test_embeddings_page_projects_and_measures(env, data_root, method):
+def test_embeddings_page_projects_and_measures(env, data_root, tiny_test_split, method):
     env(data_root)
     at = app(PAGES[1], emb_n=300, emb_method=method, emb_split="test")
     for _ in range(240):  # t-SNE waits in the projection queue; the page polls it (a hang guard, not a time limit)
@@ -176,8 +282,13 @@ def test_embeddings_page_projects_and_measures(env, data_root, method):
     assert not at.error and len(at.get("plotly_chart")) == 1
     quality = frame(at, "ARI")
     assert list(quality.index) == ["image", "audio", "fused"]
-    assert quality["ARI"].between(-1, 1).all() and quality["NMI"].between(0, 1).all()
-    assert quality.loc["image", "points"] == 300
+    model, _, data = tiny_test_split
+    for encoder in quality.index:  # what core measures on the same 300 points
+        points = E.compute(model, data, encoder, n=300)
+        expected = E.cluster_quality(points.vectors, points.meta["digit"].to_numpy(), k=10)
+        assert quality.loc[encoder, "points"] == len(points.meta) == 300
+        for measure, value in expected.items():
+            assert quality.loc[encoder, measure] == pytest.approx(value, abs=1e-9), (encoder, measure)
     neighbours = frame(at, "distance")
     assert len(neighbours) == 8 and (neighbours["distance"].diff().dropna() >= 0).all()
 
@@ -224,6 +335,61 @@ def test_training_form_refuses_a_second_training(env, data_root):
         proc.wait()
 
 
+def sigterm_handled(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler yet (before that, SIGTERM kills it outright)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        caught = next(line for line in status if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def wait_for(condition, what: str, timeout: float = 600.0) -> None:
+    """A guard against hanging on a loaded machine, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting {timeout:.0f} s for {what}")
+        time.sleep(0.1)
+
+
+def test_training_form_starts_what_it_shows_and_cancel_ends_it(env, data_root):
+    from core.runs import pid_alive, run_info
+
+    runs = env(data_root)
+    at = app()
+    # Every field away from its default, and lr and dropout both valid in either's place.
+    form = {"trial": "try9", "epochs": 30, "batch_size": 128, "lr": 0.002, "dropout": 0.05, "train_fraction": 0.05,
+            "seed": 7}
+    labels = {"epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate", "dropout": "Dropout",
+              "train_fraction": "Fraction of the training data", "seed": "Seed"}
+    widgets = [*at.sidebar.number_input, *at.sidebar.select_slider, *at.sidebar.slider]
+    at.sidebar.selectbox(key="train_trial").set_value(form["trial"])
+    for field, label in labels.items():
+        next(w for w in widgets if w.label == label).set_value(form[field])
+    at.button(key="start_training").click().run()
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+    assert any(s.value == f"Started {run_dir.name}." for s in at.sidebar.success), [e.value for e in at.sidebar.error]
+    pid = json.loads((run_dir / "status.json").read_text())["pid"]
+    try:
+        wait_for(lambda: sigterm_handled(pid) or not pid_alive(pid), "the training to start")
+        config = json.loads((run_dir / "config.json").read_text())  # what the spawned training really runs
+        assert config["name"] == form["trial"] and config["model"]["dropout"] == form["dropout"]
+        assert {k: config["train"][k] for k in ("epochs", "batch_size", "lr", "train_fraction", "seed")} == \
+            {k: form[k] for k in ("epochs", "batch_size", "lr", "train_fraction", "seed")}
+        assert run_info(run_dir.name).state == "running", (run_dir / "train.log").read_text()[-2000:]
+        at.button(key="cancel_training").click().run()
+        assert any(i.value == "Cancelling…" for i in at.sidebar.info)
+        wait_for(lambda: not pid_alive(pid), "the cancelled training to stop")
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert run_info(run_dir.name).state == "cancelled", (run_dir / "train.log").read_text()[-2000:]
+    at.run()
+    assert any(w.value == f"Last training {run_dir.name}: cancelled" for w in at.sidebar.warning)
+
+
 def test_training_form_needs_the_dataset(env):
     runs = env(None)
     at = app()
@@ -232,16 +398,38 @@ def test_training_form_needs_the_dataset(env):
     assert not list(runs.iterdir())
 
 
-def test_active_model_switch_and_corrupt_weights_fall_back(env, tiny_run):
+def shifted_weights(source: Path, dest: Path) -> Path:
+    """source's model with every head's output rows rolled by one: each head names the next digit."""
+    model, ckpt = checkpoint.load(source)
+    heads = [model.fusion.net[-1], *model.aux.values()]
+    with torch.no_grad():
+        for layer in heads:
+            layer.weight.copy_(layer.weight.roll(1, dims=0))
+            layer.bias.copy_(layer.bias.roll(1))
+    stats = ckpt["feature_stats"]
+    return checkpoint.save(dest, model, ckpt["run_config"], stats["mean"].numpy(), stats["std"].numpy())
+
+
+def test_active_model_switch_and_corrupt_weights_fall_back(env, tiny_run, tiny_weights):
     runs = env(None)
-    good = finished_run(runs, tiny_run, "20260101-000000-fused-cccccc")
+    other = finished_run(runs, tiny_run, "20260101-000000-fused-cccccc")
+    shifted_weights(tiny_weights, other / "best.pt")
     bad = finished_run(runs, tiny_run, "20260101-000001-fused-dddddd")
     (bad / "best.pt").write_bytes(b"not a checkpoint")
-    at = app(example={"image": drawn_digit(), "audio": None})
+    image, audio = drawn_digit(), (speech_like(0.6, seed=3), 8000)
+    default = Predictor.load(tiny_weights).predict(image=image, audio=audio).digits
+    switched = Predictor.load(other / "best.pt").predict(image=image, audio=audio).digits
+    assert all(switched[h] != default[h] for h in default)  # so a switch that does nothing cannot pass
+    cards = lambda digits: {f"{h.capitalize()} prediction": str(d) for h, d in digits.items()}  # noqa: E731
+
+    at = app(example={"image": image, "audio": audio})
+    assert metrics(at) == cards(default)
     box = at.sidebar.selectbox(key="active_run")
-    assert set(box.options) >= {good.name, bad.name} or len(box.options) == 3
-    box.set_value(good.name).run()
-    assert not at.error and "Image prediction" in metrics(at)
+    assert box.options[0].startswith("Default weights")
+    assert sorted(o.split()[0] for o in box.options[1:]) == [other.name, bad.name]
+    box.set_value(other.name).run()
+    assert not at.error and metrics(at) == cards(switched)
+    assert any(c.value == "Loaded: fused · image + audio" for c in at.sidebar.caption)
     at.sidebar.selectbox(key="active_run").set_value(bad.name).run()
     assert any("unusable" in e.value and "default weights" in e.value for e in at.error)
-    assert "Image prediction" in metrics(at)  # still served, by the default weights
+    assert metrics(at) == cards(default)  # still served, by the default weights

@@ -1,6 +1,7 @@
 """Faults: kill -9 mid-training and mid-write, run ids that try to leave runs/, and a second training at once."""
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from core import checkpoint, paths
 from core.errors import CheckpointError, DigitsError
 from core.io import atomic_write
+from core.limits import TRAIN_BOUNDS
 from core.runs import (APP_WAIT_POLICY_ENV, InvalidRunId, TrainingBusy, TrainRequest, active_training, cancel, list_runs,
                        pid_alive, run_info, safe_run_dir, start_training, weights_of)
 
@@ -90,6 +92,7 @@ def test_kill_9_during_a_checkpoint_write_leaves_the_old_file(tmp_path):
     child = f"""
 import sys, time
 from core.io import atomic_write
+from core.limits import TRAIN_BOUNDS
 def write(f):
     f.write(b"x" * 1_000_000); f.flush(); print("writing", flush=True); time.sleep(600)
 atomic_write({str(target)!r}, write)
@@ -116,6 +119,7 @@ def test_a_write_leaves_the_temporary_of_a_live_writer_alone(tmp_path):
     child = f"""
 import time
 from core.io import atomic_write
+from core.limits import TRAIN_BOUNDS
 def write(f):
     print("writing", flush=True); time.sleep(600)
 atomic_write({str(target)!r}, write)
@@ -154,9 +158,22 @@ def test_a_symlinked_run_cannot_point_outside(tmp_path):
 def test_form_values_outside_the_bounds_are_refused(tmp_path, field, value):
     from dataclasses import replace
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):  # the message names the field
         start_training(replace(TINY, **{field: value}), runs_root=tmp_path)
     assert list_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize("field", list(TRAIN_BOUNDS))
+def test_the_exact_bounds_are_accepted_and_the_next_value_out_refused(field):
+    from dataclasses import replace
+
+    lo, hi = TRAIN_BOUNDS[field]
+    for value in (lo, hi):
+        assert getattr(replace(TINY, **{field: value}).validate(), field) == value
+    outside = (lo - 1, hi + 1) if isinstance(lo, int) else (math.nextafter(lo, -math.inf), math.nextafter(hi, math.inf))
+    for value in outside:
+        with pytest.raises(ValueError, match=f"^{field} must be between {lo} and {hi}, not {value!r}$"):
+            replace(TINY, **{field: value}).validate()
 
 
 def test_two_simultaneous_starts_launch_one_training(tmp_path, data_root):

@@ -86,7 +86,8 @@ def _retrain_form(settings: deployment.Deployment | None) -> None:
         if missing:
             st.error(f"Training needs the datasets: {missing}. Download them on the Explore page.")
             return
-        request = TrainRequest(trial, int(epochs), int(batch), float(lr), float(dropout), float(fraction), int(seed))
+        request = TrainRequest(trial=trial, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
+                               dropout=float(dropout), train_fraction=float(fraction), seed=int(seed))
         try:
             run_id = start_training(request, data_dir=str(state.data_root()), session=state.session_token(),
                                     settings=settings)
