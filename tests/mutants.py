@@ -51,8 +51,8 @@ MUTANTS = (
            ("tests/test_splits.py::test_training_images_are_neither_validation_nor_test_images",),
            "MNIST validation images are trained on"),
     Mutant("statistics-from-every-clip", "core/dataset.py",
-           "stats = feature_stats(np.concatenate([train_bank.clean[:, None], train_bank.views], 1), f.utterance_norm)",
-           "stats = feature_stats(np.concatenate([bank.clean[:, None], bank.views], 1), f.utterance_norm)",
+           "mean, std = feature_stats(np.concatenate([train_bank.clean[:, None], train_bank.views], 1), f.utterance_norm)",
+           "mean, std = feature_stats(np.concatenate([bank.clean[:, None], bank.views], 1), f.utterance_norm)",
            ("tests/test_splits.py::test_features_are_standardised_with_training_statistics_only",),
            "standardisation statistics include validation and test clips"),
     # Feature extraction.
@@ -132,7 +132,8 @@ MUTANTS = (
            "training pairs each image with a clip of a random digit"),
     Mutant("micro-f1", "core/metrics.py", 'average="macro"', 'average="micro"', ("tests/test_metrics.py",),
            "macro-F1 computed as micro-F1 (= accuracy)"),
-    Mutant("loso-min-is-max", "core/loso.py", '"min": min(values)', '"min": max(values)',
+    Mutant("loso-min-is-max", "core/loso.py", "worst = min(per_speaker, key=per_speaker.get)",
+           "worst = max(per_speaker, key=per_speaker.get)",
            ("tests/test_voices.py::test_a_tiny_loso_run_holds_each_speaker_out_and_reports_its_accuracy",),
            "the LOSO worst speaker is the best one"),
 )
