@@ -111,7 +111,7 @@ OUR_TRIALS: dict[str, Trial] = {
     "fused": Trial(replace(_OURS, model=replace(_OURS.model, audio=VOICE_AUDIO), features=VOICE_FEATURES,
                            train=TrainConfig(epochs=6, batch_size=64, lr_schedule="cosine")),
                    None, None, "try10 image encoder + the voice audio encoder and features, per-modality heads"),
-    "voice": Trial(_VOICE, None, None, "audio alone: time-pooled encoder, CMVN, voice augmentation, espeak-ng voices"),
+    "voice": Trial(_VOICE, None, None, "audio alone: time-pooled encoder, CMVN, wide voice warps, espeak-ng voices with raised takes"),
     "image_only": Trial(replace(_OURS, name="image_only", model=replace(_OURS.model, modalities=("image",))),
                         None, None, "ablation: the try10 image encoder alone"),
     "audio_only": Trial(replace(_OURS, name="audio_only", model=replace(_OURS.model, modalities=("audio",))),
