@@ -433,3 +433,22 @@ def test_active_model_switch_and_corrupt_weights_fall_back(env, tiny_run, tiny_w
     at.sidebar.selectbox(key="active_run").set_value(bad.name).run()
     assert any("unusable" in e.value and "default weights" in e.value for e in at.error)
     assert metrics(at) == cards(default)  # still served, by the default weights
+
+
+def test_an_unsure_voice_shows_its_two_best_guesses(env, monkeypatch, tiny_weights, tmp_path):
+    from core.checkpoint import load, save
+
+    model, ckpt = load(tiny_weights)
+    unsure = tmp_path / "unsure.pt"  # a threshold no reading reaches: every voice is unclear to this model
+    save(unsure, model, ckpt["run_config"], ckpt["feature_stats"]["mean"], ckpt["feature_stats"]["std"],
+         calibration={"audio_unsure_below": 1.0})
+    monkeypatch.setenv("DIGITS_WEIGHTS", str(unsure))
+    env(None)
+    audio = (speech_like(0.6, seed=3), 8000)
+    at = app(example={"image": None, "audio": audio})
+    expected = Predictor.load(unsure).predict(audio=audio)
+    (first, p1), (second, p2) = expected.top("audio")
+    assert expected.audio_unsure
+    assert metrics(at) == {"Audio prediction": f"{first} or {second}"}
+    assert [m.delta for m in at.metric] == [f"{p1:.0%} / {p2:.0%}, unsure"]
+    assert any(f"unclear to the model: {first} ({p1:.0%}) or {second} ({p2:.0%})" in i.value for i in at.info)

@@ -76,6 +76,7 @@ def test_serving_feeds_the_model_what_evaluation_feeds_it(served_weights, data_r
         served = predictor.predict(audio=(data_root / "fsdd" / "recordings" / bank.names[i]).read_bytes())
         assert np.allclose(served.features, bank.clean[i], atol=1e-4), bank.names[i]
         x = audio.standardize(bank.clean[i][None, None], predictor.mean, predictor.std, norm)  # as core.dataset does
+        temperature = predictor.calibration.get("temperature", {}).get("audio", 1.0)  # the checkpoint's calibration
         with torch.no_grad():
-            probs = predictor.model(audio=torch.from_numpy(x[:, 0]))["audio"].softmax(-1)[0].numpy()
+            probs = (predictor.model(audio=torch.from_numpy(x[:, 0]))["audio"] / temperature).softmax(-1)[0].numpy()
         assert np.allclose(served.probs["audio"], probs, atol=1e-5), bank.names[i]
