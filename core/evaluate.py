@@ -83,7 +83,6 @@ def calibrated_probs(logits: dict[str, np.ndarray], calibration: dict | None) ->
 def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ...]) -> dict[str, dict]:
     """The audio head on the test clips under each condition, and what each fusion rule makes of the pairs."""
     from core.conditions import condition_bank
-    from core.loso import audio_logits
 
     config, calibration = ckpt["run_config"], ckpt.get("calibration")
     test_names = set(data.test.clip_names)
@@ -93,7 +92,7 @@ def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ..
         bank = condition_bank(root, condition)
         held = bank.subset(np.isin(bank.names, list(test_names)))
         features = audio.standardize(held.clean, data.feature_mean, data.feature_std, config.features.utterance_norm)
-        logits = {"audio": audio_logits(model, features, 0.0, 1.0, "none")}
+        logits = {"audio": standardised_audio_logits(model, features)}
         result = {"audio": _scores(logits["audio"], held.digits, calibration, "audio")}
         if images is not None:
             pairing = balanced_pairing(data.test.labels, held.digits)
@@ -107,6 +106,13 @@ def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ..
             result["fusion"] = fusion_report(paired, data.test.labels, calibration)
         out[condition] = result
     return out
+
+
+@torch.inference_mode()
+def standardised_audio_logits(model: DigitClassifier, x: np.ndarray) -> np.ndarray:
+    """(N, 10) audio-head logits for (N, 39, 13) features that are already model input."""
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return torch.cat([model(audio=x[i : i + EVAL_BATCH])["audio"].float() for i in range(0, len(x), EVAL_BATCH)]).numpy()
 
 
 @torch.inference_mode()

@@ -15,6 +15,7 @@ from core.calibration import (expected_calibration_error, fit_temperature, produ
 from core.config import RunConfig
 from core.data.fsdd import SPEAKERS
 from core.data.pairing import balanced_pairing
+from core.evaluate import standardised_audio_logits
 
 
 def loso_config(config: RunConfig, speaker: str, epochs: int | None = None, limit: int | None = None) -> RunConfig:
@@ -28,11 +29,7 @@ def loso_config(config: RunConfig, speaker: str, epochs: int | None = None, limi
 
 def audio_logits(model, features: np.ndarray, mean: np.ndarray, std: np.ndarray, utterance_norm: str) -> np.ndarray:
     """(N, 10) audio-head logits for (N, 39, 13) raw features, standardised as the model was trained."""
-    import torch
-
-    x = torch.from_numpy(audio.standardize(features, mean, std, utterance_norm))
-    with torch.inference_mode():
-        return np.concatenate([model(audio=x[i : i + 1000])["audio"].float().numpy() for i in range(0, len(x), 1000)])
+    return standardised_audio_logits(model, audio.standardize(features, mean, std, utterance_norm))
 
 
 def _summary(per_speaker: dict[str, float]) -> dict:
@@ -63,7 +60,7 @@ def loso_fold(config: RunConfig, root: Path, speaker: str, epochs: int | None = 
     data = load_run_data(cfg, root)
     model, _ = train_model(cfg, data)
     stats = (data.feature_mean, data.feature_std, cfg.features.utterance_norm)
-    out = {"clean": (audio_logits(model, data.test.clips[:, 0], 0.0, 1.0, "none"), data.test.clip_labels)}
+    out = {"clean": (standardised_audio_logits(model, data.test.clips[:, 0]), data.test.clip_labels)}
     for c in (CLEAN, *conditions) if conditions else ():
         bank = condition_bank(root, c)
         held = bank.subset(bank.speakers == speaker)
@@ -93,13 +90,12 @@ def loso_audio(config: RunConfig, root: Path, epochs: int | None = None, limit: 
     jobs > 1 trains that many held-out speakers at once, in separate processes."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from core.conditions import CONDITIONS, condition_bank
+    from core.conditions import CLEAN, CONDITIONS, condition_bank
 
     conditions = CONDITIONS if conditions is None else tuple(conditions)
     started = time.perf_counter()
-    for c in conditions:
+    for c in (CLEAN, *conditions) if conditions else ():
         condition_bank(root, c)  # built once here, not by every worker
-    logits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     args = (epochs, limit, conditions)
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:

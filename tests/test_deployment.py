@@ -3,7 +3,6 @@ runs/ retention, and a proxied visitor never offered the server's microphone."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

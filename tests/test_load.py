@@ -1,11 +1,9 @@
 """Eight sessions predicting at once through one shared Predictor, as st.cache_resource shares it."""
-import io
 import threading
 import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from core import paths
 from core.predict import Predictor

@@ -1,6 +1,5 @@
 """Every trial builds and trains a step; a tiny run writes its files; checkpoints round-trip safely."""
 import json
-import pickle
 import subprocess
 import sys
 

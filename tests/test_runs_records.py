@@ -17,7 +17,7 @@ import pytest
 from core import paths
 from core.io import CutWrite, append_jsonl, write_json
 from core.leaderboard import LOSO_MEAN, LOSO_WORST, entries
-from core.runs import RunIdTaken, cancel, claim_run_dir, list_runs, run_info
+from core.runs import RunIdTaken, cancel, claim_run_dir, run_info
 
 REPO = paths.REPO_ROOT
 STATUS = {"state": "finished", "started": 1.7e9, "ended": 1.7e9 + 9, "trial": "fused"}
