@@ -15,7 +15,7 @@ from core.device import thread_count  # noqa: E402
 from core.config import override, to_dict  # noqa: E402
 from core.loso import loso_audio  # noqa: E402
 from core.results import result_from_run, save_result  # noqa: E402
-from core.train import run  # noqa: E402
+from core.train import new_run_id, run  # noqa: E402
 from core.trials import SEED_TRIALS  # noqa: E402
 
 BUDGET = {"epochs": 1, "train_fraction": 0.1, "batch_size": 32, "lr": 1e-3, "seed": 0, "split": "official"}
@@ -52,7 +52,8 @@ def main() -> None:
         if (args.only and name not in args.only) or (not args.only and (out / rel).exists()):
             continue
         load = os.getloadavg()[0]
-        run_dir = run(config, root, Path(args.runs), run_id=name, progress=False)
+        # A fresh run folder per training: a run id names one run, so retraining an entry never mixes two.
+        run_dir = run(config, root, Path(args.runs), run_id=new_run_id(name), progress=False)
         entry = name if kind == "seed-trial" else f"try10 {name.replace('_', ' ')}"  # apart from OUR_TRIALS' names
         record = result_from_run(run_dir, entry=entry, kind=kind, budget={**budget, "load_average_at_start": round(load, 1)},
                                  reported=reported)

@@ -32,6 +32,10 @@ class InvalidRunId(DigitsError, ValueError):
     """A run id that is not a plain folder name inside runs/."""
 
 
+class InvalidTrainRequest(DigitsError, ValueError):
+    """A training request outside the bounds a visitor may ask for."""
+
+
 class TrainingBusy(DigitsError, RuntimeError):
     """Another training is already running."""
 
@@ -71,13 +75,16 @@ class TrainRequest:
         from core.trials import TRIALS
 
         if self.trial not in TRIALS:
-            raise ValueError(f"unknown trial {self.trial!r}")
+            raise InvalidTrainRequest(f"unknown trial {self.trial!r}")
         for name, (lo, hi) in self.BOUNDS.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not lo <= value <= hi:
-                raise ValueError(f"{name} must be between {lo} and {hi}, not {value!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 2):
-            raise ValueError(f"limit must be a whole number of at least 2, not {self.limit!r}")
+            whole = isinstance(lo, int) and isinstance(hi, int)  # epochs, batch_size, seed: no 2.5 epochs
+            kinds = (int,) if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not lo <= value <= hi:
+                kind = "a whole number" if whole else "a number"
+                raise InvalidTrainRequest(f"{name} must be {kind} between {lo} and {hi}, not {value!r}")
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 2):
+            raise InvalidTrainRequest(f"limit must be a whole number of at least 2, not {self.limit!r}")
         return self
 
     def argv(self) -> list[str]:

@@ -17,8 +17,8 @@ from core import checkpoint, paths
 from core.errors import CheckpointError, DigitsError
 from core.io import atomic_write
 from core.limits import TRAIN_BOUNDS
-from core.runs import (APP_WAIT_POLICY_ENV, InvalidRunId, TrainingBusy, TrainRequest, active_training, cancel, list_runs,
-                       pid_alive, run_info, safe_run_dir, start_training, weights_of)
+from core.runs import (APP_WAIT_POLICY_ENV, InvalidRunId, InvalidTrainRequest, TrainingBusy, TrainRequest,
+                       active_training, cancel, list_runs, pid_alive, run_info, safe_run_dir, start_training, weights_of)
 
 REPO = Path(__file__).resolve().parent.parent
 # The smallest training the form allows: 1% of MNIST (550 pairs); 30 epochs so it cannot finish before the kill.
@@ -171,9 +171,18 @@ def test_the_exact_bounds_are_accepted_and_the_next_value_out_refused(field):
     for value in (lo, hi):
         assert getattr(replace(TINY, **{field: value}).validate(), field) == value
     outside = (lo - 1, hi + 1) if isinstance(lo, int) else (math.nextafter(lo, -math.inf), math.nextafter(hi, math.inf))
+    kind = "a whole number" if isinstance(lo, int) else "a number"
     for value in outside:
-        with pytest.raises(ValueError, match=f"^{field} must be between {lo} and {hi}, not {value!r}$"):
+        with pytest.raises(InvalidTrainRequest, match=f"^{field} must be {kind} between {lo} and {hi}, not {value!r}$"):
             replace(TINY, **{field: value}).validate()
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 2.5), ("epochs", True), ("seed", 1.5), ("lr", True), ("dropout", "0.3")])
+def test_a_value_of_the_wrong_kind_is_refused_even_inside_the_bounds(field, value):
+    from dataclasses import replace
+
+    with pytest.raises(InvalidTrainRequest, match=rf"^{field} must be"):
+        replace(TINY, **{field: value}).validate()
 
 
 def test_two_simultaneous_starts_launch_one_training(tmp_path, data_root):

@@ -79,7 +79,7 @@ def _retrain_form(settings: deployment.Deployment | None) -> None:
         lr = st.number_input("Learning rate", *B["lr"], value=1e-3, step=1e-4, format="%.5f")
         dropout = st.slider("Dropout", *B["dropout"], value=0.3, step=0.05)
         fraction = st.slider("Fraction of the training data", *B["train_fraction"], value=0.2, step=0.01)
-        seed = st.number_input("Seed", 0, 1_000_000, value=0, step=1)
+        seed = st.number_input("Seed", *B["seed"], value=0, step=1)
         submitted = st.button("Start training", type="primary", key="start_training")
     if submitted:
         missing = datastatus.missing(state.data_root())
