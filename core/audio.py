@@ -374,10 +374,11 @@ def augmented_window(speech: np.ndarray, rng: np.random.Generator, aug: Augmenta
 
 def augmented_features(speech: np.ndarray, rng: np.random.Generator, aug: Augmentation = Augmentation()) -> np.ndarray:
     """One random (39, 13) view: augmented_window, a vocal tract warp, then SpecAugment-style masks."""
+    window = augmented_window(speech, rng, aug)
     warp = float(rng.uniform(*aug.warp))
     # Drawn only when the preset asks, so the other presets' random streams (and cached banks) stay as they were.
     pitch = float(np.exp(rng.uniform(*np.log(aug.pitch)))) if aug.pitch != (1.0, 1.0) else 1.0
-    features = mfcc_features(augmented_window(speech, rng, aug), warp=warp, pitch=pitch)
+    features = mfcc_features(window, warp=warp, pitch=pitch)
     fill = features.mean(axis=0)  # masked cells get the utterance mean: zero after mean normalisation
     for _ in range(aug.time_masks):
         width = int(rng.integers(0, aug.max_time_mask + 1))
