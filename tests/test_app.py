@@ -288,7 +288,8 @@ def test_embeddings_page_projects_and_measures(env, data_root, tiny_test_split, 
         expected = E.cluster_quality(points.vectors, points.meta["digit"].to_numpy(), k=10)
         assert quality.loc[encoder, "points"] == len(points.meta) == 300
         for measure, value in expected.items():
-            assert quality.loc[encoder, measure] == pytest.approx(value, abs=1e-9), (encoder, measure)
+            # The page's float32 embeddings come from another thread count than these: the last digits differ.
+            assert quality.loc[encoder, measure] == pytest.approx(value, rel=1e-5, abs=1e-6), (encoder, measure)
     neighbours = frame(at, "distance")
     assert len(neighbours) == 8 and (neighbours["distance"].diff().dropna() >= 0).all()
 
