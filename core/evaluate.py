@@ -54,14 +54,17 @@ def head_labels(split: Split, head: str) -> np.ndarray:
 
 
 def evaluate_split(model: DigitClassifier, split: Split, device: torch.device | str = "cpu",
-                   temperatures: dict[str, float] | None = None) -> dict[str, dict]:
-    """summarize() per head, plus its reliability bins and expected calibration error (%), after
-    temperatures when given."""
+                   calibration: dict | None = None) -> dict[str, dict]:
+    """summarize() per head, plus its reliability bins and expected calibration error (%), under a
+    checkpoint's calibration when given (its temperatures, and its fusion rule for the fused head)."""
+    probs = calibrated_probs(head_logits(model, split, device), calibration)
+    if "fused" in probs and (calibration or {}).get("fusion") == "product":
+        probs["fused"] = product_of_experts(probs["image"], probs["audio"][split.pairing])  # each image with its clip
     out = {}
-    for head, logits in head_logits(model, split, device).items():
+    for head, p in probs.items():
         labels = head_labels(split, head)
-        bins = reliability(softmax(logits, (temperatures or {}).get(head, 1.0)), labels)
-        out[head] = {**summarize(labels, logits.argmax(1)), "ece": 100.0 * bins.pop("ece"), "reliability": bins}
+        bins = reliability(p, labels)
+        out[head] = {**summarize(labels, p.argmax(1)), "ece": 100.0 * bins.pop("ece"), "reliability": bins}
     return out
 
 
@@ -71,13 +74,9 @@ def headline(metrics: dict[str, dict]) -> dict[str, float]:
 
 
 def calibrated_probs(logits: dict[str, np.ndarray], calibration: dict | None) -> dict[str, np.ndarray]:
-    """Probabilities per head under a checkpoint's calibration: its temperatures, and its fusion rule
-    ("product": the fused head is the product of the calibrated image and audio heads)."""
+    """Probabilities per head under a checkpoint's temperatures (1 where it has none)."""
     temps = (calibration or {}).get("temperature", {})
-    probs = {head: softmax(v, temps.get(head, 1.0)) for head, v in logits.items()}
-    if (calibration or {}).get("fusion") == "product" and "fused" in probs:
-        probs["fused"] = product_of_experts(probs["image"], probs["audio"])
-    return probs
+    return {head: softmax(v, temps.get(head, 1.0)) for head, v in logits.items()}
 
 
 def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ...]) -> dict[str, dict]:
@@ -96,8 +95,6 @@ def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ..
         result = {"audio": _scores(logits["audio"], held.digits, calibration, "audio")}
         if images is not None:
             pairing = balanced_pairing(data.test.labels, held.digits)
-            import torch
-
             with torch.inference_mode():
                 fused = torch.cat([model(image=torch.from_numpy(data.test.images[i : i + EVAL_BATCH]),
                                          audio=torch.from_numpy(features[pairing[i : i + EVAL_BATCH]]))["fused"].float()
@@ -133,8 +130,8 @@ def fusion_report(paired_logits: dict[str, np.ndarray], labels: np.ndarray, cali
     """Accuracy of the learned fused head and of the calibrated product, and on the pairs where image and
     audio disagree, how often each follows the right one."""
     learned = paired_logits["fused"].argmax(1)
-    probs = calibrated_probs(paired_logits, {**(calibration or {}), "fusion": "product"})
-    product = probs["fused"].argmax(1)
+    probs = calibrated_probs(paired_logits, calibration)
+    product = product_of_experts(probs["image"], probs["audio"]).argmax(1)
     split = paired_logits["image"].argmax(1) != paired_logits["audio"].argmax(1)
 
     def rate(pred, mask):
@@ -174,10 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         root = paths.data_dir(args.data_dir)
         stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
         data = load_eval_data(ckpt["run_config"], root, stats)
-        temps = (ckpt.get("calibration") or {}).get("temperature")
         if args.split == "official":
             result = {"weights": args.weights, "split": "official",
-                      "heads": evaluate_split(model, data.test, temperatures=temps),
+                      "heads": evaluate_split(model, data.test, calibration=ckpt.get("calibration")),
                       "conditions": evaluate_conditions(model, ckpt, data, root, conditions)}
         else:
             from core.loso import loso_audio
