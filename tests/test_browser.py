@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +14,11 @@ from PIL import Image
 
 from core import paths
 from core.predict import Predictor
+from tests.conftest import streamlit_server
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def weights_for_browser(request) -> Path:
@@ -55,26 +46,9 @@ def server(request, data_root, tmp_path_factory):
         pytest.fail("the browser test needs /usr/bin/chromium and sox (scripts/setup --dev installs them)")
     tmp = tmp_path_factory.mktemp("browser")
     weights = weights_for_browser(request)
-    port = free_port()
-    env = {**os.environ, "DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root),
-           "DIGITS_RUNS_DIR": str(tmp / "runs")}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}", weights, tmp
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root), "DIGITS_RUNS_DIR": str(tmp / "runs")}
+    with streamlit_server(env) as url:
+        yield url, weights, tmp
 
 
 def metric(page, label: str, timeout: float = 60_000) -> str:

@@ -2,16 +2,12 @@
 asking for the same projection gets the finished one."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from core import paths
+from tests.conftest import streamlit_server
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -24,28 +20,10 @@ def server(request, data_root, tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser test needs /usr/bin/chromium (scripts/setup --dev installs it)")
     weights = paths.DEFAULT_WEIGHTS if paths.DEFAULT_WEIGHTS.is_file() else request.getfixturevalue("tiny_weights")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root),
+    env = {"DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root),
            "DIGITS_RUNS_DIR": str(tmp_path_factory.mktemp("runs")), "DIGITS_PROJECTION_WORKERS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with streamlit_server(env) as url:
+        yield url
 
 
 def test_the_page_polls_until_its_projection_is_drawn_and_shares_it(server):
