@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = ckpt["feature_stats"]
         save(Path(args.out), model, ckpt["run_config"], stats["mean"].numpy(), stats["std"].numpy(),
              ckpt.get("metrics"), half=args.half, calibration=calibration)
-    except (DigitsError, OSError, ValueError, KeyError) as exc:
+    except (DigitsError, OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"out": args.out, "calibration": calibration, **figures}, indent=2))

@@ -149,3 +149,25 @@ def test_a_finished_run_carries_reliability_bins_to_the_leaderboard(tiny_run, tm
     (runs / "tiny" / "summary.json").write_text(json.dumps(summary))
     (entry,) = [e for e in entries(tmp_path / "no-results", runs) if e.run_id == "tiny"]
     assert "audio" not in entry.reliability and "image" in entry.reliability
+
+
+def test_calibrate_writes_the_checkpoint_the_app_serves(tiny_weights, tmp_path, data_root, monkeypatch, capsys):
+    import json
+
+    from core import calibrate
+
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
+    loso = tmp_path / "loso.json"
+    loso.write_text(json.dumps({"recipe": "fused", "calibration": {"temperature": 1.7, "unsure_below": 0.6}}))
+    out = tmp_path / "calibrated.pt"
+    assert calibrate.main(["--weights", str(tiny_weights), "--loso", str(loso), "--out", str(out)]) == 0
+    _, ckpt = load(out)
+    cal = ckpt["calibration"]
+    assert cal["temperature"]["audio"] == 1.7 and cal["audio_unsure_below"] == 0.6 and cal["fusion"] == "product"
+    assert set(cal["temperature"]) == {"fused", "image", "audio"} and 0.01 <= cal["temperature"]["image"] <= 100
+    # A LOSO file without calibration, or with nonsense in it, is refused with a message, and nothing is written.
+    for bad in ({"recipe": "fused"}, {"calibration": {"temperature": [1]}}, [1, 2]):
+        loso.write_text(json.dumps(bad))
+        target = tmp_path / "never.pt"
+        assert calibrate.main(["--weights", str(tiny_weights), "--loso", str(loso), "--out", str(target)]) == 1
+        assert "error:" in capsys.readouterr().err and not target.exists()
