@@ -113,18 +113,25 @@ def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
         os.close(fd)
 
 
+def lstat_record(path: Path) -> os.stat_result | None:
+    """The record's own lstat (not a link's target); None if it does not exist; else UnreadableRecord."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UnreadableRecord(f"{path.name}: {exc.strerror or exc}") from None
+
+
 def read_small_text(path: str | os.PathLike, max_bytes: int) -> str | None:
     """The UTF-8 text of a plain file of at most max_bytes; None if it does not exist; else UnreadableRecord.
 
     Symlinks, folders, FIFOs and devices are refused before opening (a FIFO would block the page for ever)."""
     path = Path(path)
     name = path.name
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    st = lstat_record(path)
+    if st is None:
         return None
-    except OSError as exc:
-        raise UnreadableRecord(f"{name}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(st.st_mode):
         raise UnreadableRecord(f"{name} is a symlink, not a file")
     if stat.S_ISDIR(st.st_mode):

@@ -5,13 +5,12 @@ describe, and its messages name the field and the bad value. Checking is not fre
 matrices) and every page lists the runs, so each file version is checked once (_cached) and served from memory."""
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from core.io import UnreadableRecord, parse_json, parse_jsonl, read_small_text
+from core.io import UnreadableRecord, lstat_record, parse_json, parse_jsonl, read_small_text
 from core.limits import MAX_RECORD_BYTES
 
 HEAD_NAMES = ("fused", "image", "audio")
@@ -98,12 +97,9 @@ def _cached(path: Path, key: tuple, load) -> Any:
 
     A version is (inode, size, mtime, ctime): every writer here replaces or appends, which changes it. Callers get
     the cached object itself and must not change it."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    st = lstat_record(path)
+    if st is None:
         return None
-    except OSError as exc:
-        raise UnreadableRecord(f"{path.name}: {exc.strerror or exc}") from None
     version = (str(path), *key, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _CACHE_LOCK:
         found = _CACHE.get(version)
