@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -14,25 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import paths  # noqa: E402
 from core.deployment import Deployment  # noqa: E402
-from core.runs import TrainRequest, cancel, pid_alive, start_training  # noqa: E402
+from core.runs import cancel, pid_alive, start_training  # noqa: E402
+from tests.test_runs_cancel import PHASES, REQUEST, _status  # noqa: E402  (the phases as the test sees them)
 
-REQUEST = TrainRequest(trial="fused", epochs=1, batch_size=8, train_fraction=1.0, limit=2000)
-
-
-def _status(run_dir: Path) -> dict:
-    return json.loads((run_dir / "status.json").read_text())
-
-
-def _epochs(run_dir: Path) -> int:
-    path = run_dir / "metrics.jsonl"
-    return len(path.read_text().splitlines()) if path.is_file() else 0
-
-
-PHASES = {
-    "loading data": lambda d: _status(d).get("phase") == "loading data",
-    "training": lambda d: _status(d).get("phase") == "training" and _epochs(d) == 0,
-    "evaluating": lambda d: _epochs(d) == 1 and not (d / "summary.json").exists(),
-}
 
 
 def once(phase: str, runs: Path, data_dir: Path, delay: float) -> tuple[float, float, str, str] | None:

@@ -83,3 +83,19 @@ def streamlit_server(env: dict):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def app_after_run(page: str, timeout: float = 240, **state):
+    """AppTest of app.py after a run of page, with state set first. Always switched to explicitly: AppTest's first
+    run has no page URL, and widget clicks on that run's default page do not reach the script (its page id
+    changes between runs). timeout guards against a hang; nothing asserts how long a run takes."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at

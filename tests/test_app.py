@@ -22,7 +22,7 @@ from core import embeddings as E
 from core.io import write_json
 from core.predict import Predictor
 from core.trials import TRIALS
-from tests.conftest import speech_like
+from tests.conftest import app_after_run, speech_like
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["pages/draw_and_speak.py", "pages/embeddings.py", "pages/leaderboard.py"]
@@ -46,16 +46,8 @@ def env(monkeypatch, tmp_path, tiny_weights):
 
 
 def app(page: str = PAGES[0], **state) -> AppTest:
-    """The app after a run of page. Always switched to explicitly: AppTest's first run has no page URL, and widget
-    clicks on that run's default page do not reach the script (its page id changes between runs)."""
-    at = AppTest.from_file(APP, default_timeout=240)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    """The app after a run of page (the draw page unless named), with state set first."""
+    return app_after_run(page, **state)
 
 
 def drawn_digit() -> np.ndarray:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import embeddings as E
 from core import projections as P
+from tests.conftest import app_after_run
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "pages/embeddings.py"
 HANG_GUARD_S = 240  # a broken queue would wait forever; nothing asserts how long it takes
 
@@ -54,14 +53,7 @@ def queue(monkeypatch, tmp_path, tiny_weights, data_root):
 
 
 def explore(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=HANG_GUARD_S)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return app_after_run(PAGE, HANG_GUARD_S, **state)
 
 
 def texts(elements) -> list[str]:
