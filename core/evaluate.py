@@ -43,11 +43,6 @@ def head_logits(model: DigitClassifier, split: Split, device: torch.device | str
     return logits
 
 
-def predict_heads(model: DigitClassifier, split: Split, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
-    """Predicted digits per head (see head_logits)."""
-    return {head: logits.argmax(1) for head, logits in head_logits(model, split, device).items()}
-
-
 def head_labels(split: Split, head: str) -> np.ndarray:
     """The true digits a head's outputs line up with: each clip once for audio, the images otherwise."""
     return split.clip_labels if head == "audio" else split.labels
