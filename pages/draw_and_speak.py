@@ -9,8 +9,9 @@ from core.errors import InvalidInput
 from core.image import INK_THRESHOLD
 from core.microphone import record, unavailable_reason
 import ui
-from ui import charts, examples, state
+from ui import charts, examples, profile, state
 
+profile.mark("run start")
 ui.page_setup()
 st.title("Draw a digit, say it")
 st.caption("Two CNNs read your drawing and your voice; a third head fuses them. Either input alone works too.")
@@ -36,6 +37,7 @@ with say_col:
     if examples.available():
         st.button("Try an example from the test set", on_click=examples.pick, help="A random MNIST digit and FSDD clip")
 
+profile.mark("widgets")
 image_in, audio_in = None, None
 example = st.session_state.get("example") or {}
 if picture is not None:
@@ -53,6 +55,7 @@ elif st.session_state.get("local_recording") is not None:
 elif example.get("audio") is not None:
     audio_in = example["audio"]
 
+profile.mark("inputs")
 with out_col:
     st.subheader("3 · Prediction")
     predictor = state.predictor()  # after the widgets: the page draws while the model loads
@@ -65,11 +68,13 @@ with out_col:
     if unread:
         st.warning(f"The active model reads {' and '.join(predictor.modalities)} only; your {unread[0]} is ignored.")
         image_in, audio_in = (None, audio_in) if unread[0] == "image" else (image_in, None)
+    profile.mark("predict start")
     try:
         result = predictor.predict(image=image_in, audio=audio_in)
     except InvalidInput as exc:
         st.error(f"Cannot read this input: {exc}")
         st.stop()
+    profile.mark("predict end")
     heads = [h for h in ("fused", "image", "audio") if h in result.digits]
     if image_in is None or audio_in is None:
         heads = [h for h in heads if h != "fused"]
@@ -92,6 +97,7 @@ with out_col:
         card.metric(f"{head.capitalize()} prediction", f"{first} or {second}" if unsure else first,
                     f"{p1:.0%} / {p2:.0%}, unsure" if unsure else f"{p1:.0%} sure",
                     delta_color="off", delta_arrow="off", border=True)
+        profile.mark(f"{head} card")
         bars.plotly_chart(charts.probabilities(result.probs[head], head), key=f"probs_{head}")
 
 st.divider()
@@ -102,3 +108,4 @@ if result.image is not None:
 if result.waveform is not None:
     seen[1].plotly_chart(charts.waveform(result.waveform), key="seen_wave")
     seen[2].plotly_chart(charts.mfcc(result.features), key="seen_mfcc")
+profile.mark("run end")
