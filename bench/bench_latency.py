@@ -251,7 +251,7 @@ def measure_recordings(page, n: int, seconds: float, digit: str, profile: Path) 
         inputs = page.evaluate("window.__input.length")
         widget.locator('button[aria-label="Stop recording"]').click()
         shown = page.evaluate("window.__pending")
-        stop = [t for kind, t in page.evaluate("i => window.__input.slice(i)", inputs) if kind == "click"][0]
+        stop = next(t for kind, t in page.evaluate("i => window.__input.slice(i)", inputs) if kind == "click")
         page.wait_for_timeout(400)
         marks, offset = read_marks(profile, offset)
         r = breakdown(page, stop, shown, marks, "audio card", since)
@@ -294,7 +294,7 @@ def core_call(code: str, nice: bool = False) -> str:
     """Run a few lines against core in a fresh interpreter (this script stays free of torch), return its output."""
     env = {**os.environ, "DIGITS_THREADS": os.environ.get("DIGITS_THREADS", "1")}
     prefix = "import os; os.nice(10)\n" if nice else ""
-    out = subprocess.run([sys.executable, "-c", prefix + code], cwd=REPO, capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", prefix + code], cwd=REPO, capture_output=True, text=True, env=env, check=False)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return out.stdout.strip()
@@ -380,7 +380,7 @@ def main() -> None:
 
 
 def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
 
 

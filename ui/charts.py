@@ -11,15 +11,6 @@ HEAD_COLOURS = {"fused": "#7c3aed", "image": "#0ea5e9", "audio": "#f97316"}
 SMALL = dict(margin=dict(l=10, r=10, t=36, b=10))
 
 
-def probabilities(probs: list[float], head: str) -> go.Figure:
-    top = int(np.argmax(probs))
-    colours = [HEAD_COLOURS[head] if d == top else "#cbd5e1" for d in range(10)]
-    fig = go.Figure(go.Bar(x=DIGITS, y=probs, marker_color=colours, hovertemplate="digit %{x}: %{y:.1%}<extra></extra>"))
-    fig.update_layout(height=130, yaxis=dict(range=[0, 1], tickformat=".0%", nticks=3), xaxis=dict(type="category"),
-                      margin=dict(l=0, r=0, t=4, b=0))
-    return fig
-
-
 def image28(img: np.ndarray) -> go.Figure:
     fig = px.imshow(img, color_continuous_scale="gray", zmin=0, zmax=1)
     fig.update_layout(title="28×28 input", height=240, coloraxis_showscale=False, **SMALL)

@@ -51,7 +51,13 @@ def is_local_client() -> bool:
 
 
 def available() -> bool:
-    return datastatus.missing(state.data_root()) is None
+    return _has_data(str(state.data_root()))
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def _has_data(root: str) -> bool:
+    """Cached: listing the 3,000 clips on every stroke delayed each prediction (docs/results.md, issue 13)."""
+    return datastatus.missing(root) is None
 
 
 @st.cache_resource(show_spinner=False)
