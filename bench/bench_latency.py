@@ -303,17 +303,17 @@ def core_call(code: str, nice: bool = False) -> str:
 def start_training(runs_dir: Path, data_dir: str) -> str:
     """A training with the sidebar form's settings but more epochs (so it outlasts the measurement), at nice 10 and
     $DIGITS_THREADS (default 1) threads: the machine is shared."""
-    return core_call("from core.runs import TrainRequest, start_training\n"
+    return core_call("from core.runs.store import TrainRequest, start_training\n"
                      f"print(start_training(TrainRequest(epochs=20), runs_root={str(runs_dir)!r}, data_dir={data_dir!r}, "
                      f"session={SESSION!r}))", nice=True).splitlines()[-1]
 
 
 def training_running(runs_dir: Path) -> bool:
-    return core_call(f"from core.runs import active_training\nprint(bool(active_training({str(runs_dir)!r})))") == "True"
+    return core_call(f"from core.runs.listing import active_training\nprint(bool(active_training({str(runs_dir)!r})))") == "True"
 
 
 def stop_training(run_id: str, runs_dir: Path) -> None:
-    core_call(f"from core.runs import cancel\ncancel({run_id!r}, {str(runs_dir)!r}, session={SESSION!r})")
+    core_call(f"from core.runs.store import cancel\ncancel({run_id!r}, {str(runs_dir)!r}, session={SESSION!r})")
 
 
 def measure(url: str, args, profile: Path, tmp: Path, data_root: Path) -> dict:
@@ -354,7 +354,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_latency_"))
     profile, runs_dir = tmp / "profile.jsonl", tmp / "runs"
     env = {"DIGITS_WEIGHTS": args.weights, "DIGITS_DATA_DIR": str(data_root), "DIGITS_RUNS_DIR": str(runs_dir),
-           "DIGITS_PROFILE": str(profile)}
+           "DIGITS_PROFILE": str(profile),  # and the OpenMP policy scripts/app sets:
+           "DIGITS_TRAINING_OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"}
     print(f"CPU: {cpu_model()}; load before: {os.getloadavg()}")
     results = {}
     with app_server(env) as url:

@@ -7,8 +7,8 @@ from streamlit_drawable_canvas import st_canvas
 
 import ui
 from core.errors import InvalidInput
-from core.image import INK_THRESHOLD
-from core.microphone import record, unavailable_reason
+from core.features.image import INK_THRESHOLD
+from core.features.microphone import record, unavailable_reason
 from ui import cards, charts, examples, profile, state
 
 UPLOADS = ("picture", "mic", "audio_file")

@@ -1,12 +1,14 @@
-"""Plotly figures for the pages: probabilities, what the model sees, embeddings, curves, confusion."""
+"""Plotly figures for the pages: what the model sees, embeddings, curves, confusion."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from core.config import N_CLASSES
 import plotly.express as px
 import plotly.graph_objects as go
 
-DIGITS = [str(d) for d in range(10)]
+DIGITS = [str(d) for d in range(N_CLASSES)]
 HEAD_COLOURS = {"fused": "#7c3aed", "image": "#0ea5e9", "audio": "#f97316"}
 SMALL = dict(margin=dict(l=10, r=10, t=36, b=10))
 
