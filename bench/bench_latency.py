@@ -48,7 +48,10 @@ TIMING_JS = """
       super(...args);
       this.addEventListener('message', e => window.__ws.push(['recv', now(), e.data.byteLength ?? e.data.size ?? 0]));
     }
-    send(data) { window.__ws.push(['send', now(), data.byteLength ?? data.size ?? data.length ?? 0]); return super.send(data); }
+    send(data) {
+      window.__ws.push(['send', now(), data.byteLength ?? data.size ?? data.length ?? 0]);
+      return super.send(data);
+    }
   };
   for (const type of ['mouseup', 'pointerup', 'touchend', 'click'])
     window.addEventListener(type, () => window.__input.push([type, now()]), true);
@@ -79,6 +82,11 @@ TIMING_JS = """
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+# [start, end] (epoch ms) of each upload of a recording since s.
+UPLOADS_JS = """s => performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('upload_file') && performance.timeOrigin + e.startTime >= s)
+  .map(e => [performance.timeOrigin + e.startTime, performance.timeOrigin + e.responseEnd])"""
 
 
 def free_port() -> int:
@@ -120,7 +128,8 @@ def spoken_clips(data_root: Path, n: int, tmp: Path) -> list[tuple[Path, str, fl
         digit, speaker, take = i % 10, speakers[i % len(speakers)], i % 5
         src = data_root / "fsdd" / "recordings" / f"{digit}_{speaker}_{take}.wav"
         wav = tmp / f"mic_{i}_{src.name}"
-        subprocess.run(["sox", str(src), "-r", "16000", "-b", "16", "-c", "1", str(wav), "pad", "0.3", "0.5"], check=True)
+        subprocess.run(["sox", str(src), "-r", "16000", "-b", "16", "-c", "1", str(wav), "pad", "0.3", "0.5"],
+                       check=True)
         seconds = float(subprocess.run(["soxi", "-D", str(wav)], capture_output=True, text=True, check=True).stdout)
         out.append((wav, str(digit), seconds))
     return out
@@ -255,10 +264,7 @@ def measure_recordings(page, n: int, seconds: float, digit: str, profile: Path) 
         page.wait_for_timeout(400)
         marks, offset = read_marks(profile, offset)
         r = breakdown(page, stop, shown, marks, "audio card", since)
-        uploads = page.evaluate("""s => performance.getEntriesByType('resource').filter(e => e.name.includes('upload_file')
-                                      && performance.timeOrigin + e.startTime >= s)
-                                   .map(e => [performance.timeOrigin + e.startTime, performance.timeOrigin + e.responseEnd])""",
-                                stop)
+        uploads = page.evaluate(UPLOADS_JS, stop)
         if uploads and "browser→socket" in r:
             r["upload"] = uploads[-1][1] - uploads[-1][0]
             r["browser→socket"] -= r["upload"]  # the rest: encoding the WAV, the widget's own steps
@@ -273,7 +279,8 @@ def summary(rows: list[dict]) -> dict:
     for key in rows[0]:
         values = sorted(r[key] for r in rows if isinstance(r.get(key), float))
         if values:
-            out[key] = {"median": statistics.median(values), "p95": values[min(len(values) - 1, math.ceil(0.95 * len(values)) - 1)]}
+            p95 = values[min(len(values) - 1, math.ceil(0.95 * len(values)) - 1)]
+            out[key] = {"median": statistics.median(values), "p95": p95}
     return out
 
 
@@ -294,7 +301,8 @@ def core_call(code: str, nice: bool = False) -> str:
     """Run a few lines against core in a fresh interpreter (this script stays free of torch), return its output."""
     env = {**os.environ, "DIGITS_THREADS": os.environ.get("DIGITS_THREADS", "1")}
     prefix = "import os; os.nice(10)\n" if nice else ""
-    out = subprocess.run([sys.executable, "-c", prefix + code], cwd=REPO, capture_output=True, text=True, env=env, check=False)
+    out = subprocess.run([sys.executable, "-c", prefix + code], cwd=REPO, capture_output=True, text=True, env=env,
+                         check=False)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return out.stdout.strip()
@@ -304,12 +312,13 @@ def start_training(runs_dir: Path, data_dir: str) -> str:
     """A training with the sidebar form's settings but more epochs (so it outlasts the measurement), at nice 10 and
     $DIGITS_THREADS (default 1) threads: the machine is shared."""
     return core_call("from core.runs.store import TrainRequest, start_training\n"
-                     f"print(start_training(TrainRequest(epochs=20), runs_root={str(runs_dir)!r}, data_dir={data_dir!r}, "
-                     f"session={SESSION!r}))", nice=True).splitlines()[-1]
+                     f"print(start_training(TrainRequest(epochs=20), runs_root={str(runs_dir)!r}, "
+                     f"data_dir={data_dir!r}, session={SESSION!r}))", nice=True).splitlines()[-1]
 
 
 def training_running(runs_dir: Path) -> bool:
-    return core_call(f"from core.runs.listing import active_training\nprint(bool(active_training({str(runs_dir)!r})))") == "True"
+    code = f"from core.runs.listing import active_training\nprint(bool(active_training({str(runs_dir)!r})))"
+    return core_call(code) == "True"
 
 
 def stop_training(run_id: str, runs_dir: Path) -> None:

@@ -28,20 +28,24 @@ def reset(*names: str) -> None:
         st.session_state[f"{name}_generation"] = generation(name) + 1
 
 
-def clear_drawing() -> None:
+def reset_canvas() -> None:
     """Empty the canvas. Not by a new key: the canvas (0.13) then mounts beside its old background, off the
-    pointer. A new initial drawing empties it in place and it reports the empty drawing back."""
+    pointer. A new initial drawing empties it in place, and it reports the empty drawing back."""
     reset("canvas")
     st.session_state.canvas_reset_pending = True
+
+
+def clear_drawing() -> None:
+    reset_canvas()
     (st.session_state.get("example") or {}).pop("image", None)  # else the example's digit would come back
 
 
 def try_example() -> None:
     """An example replaces whatever was drawn, uploaded or recorded: otherwise those would win over it."""
-    examples.pick()
-    clear_drawing()
+    reset_canvas()
     reset(*UPLOADS)
     st.session_state.pop("local_recording", None)
+    examples.pick()
 
 
 def has_ink(canvas) -> bool:
@@ -105,7 +109,8 @@ def predict(image_in, audio_in):
     if image_in is None and audio_in is None:
         st.info("Draw a digit or record one to see the predictions. Either alone works; both are fused.")
         return None
-    unread = [m for m, x in (("image", image_in), ("audio", audio_in)) if x is not None and m not in predictor.modalities]
+    given = (("image", image_in), ("audio", audio_in))
+    unread = [m for m, x in given if x is not None and m not in predictor.modalities]
     if unread:
         st.warning(f"The active model reads {' and '.join(predictor.modalities)} only; your {unread[0]} is ignored.")
         image_in, audio_in = (None, audio_in) if unread[0] == "image" else (image_in, None)
