@@ -163,6 +163,18 @@ def card_gone(page, label: str, timeout_s: float = 30) -> None:
         page.wait_for_timeout(50)
 
 
+def settle(page, quiet_ms: int = 600, timeout_s: float = 30) -> None:
+    """Wait until the websocket has been quiet for quiet_ms: the runs an action started are over."""
+    deadline = time.monotonic() + timeout_s
+    count = page.evaluate("window.__ws.length")
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(quiet_ms)
+        now = page.evaluate("window.__ws.length")
+        if now == count:
+            return
+        count = now
+
+
 def clear_canvas(page) -> None:
     """The page's Clear button when it has one, else the canvas toolbar's reset (shown on hover)."""
     clear = page.locator('[data-testid="stMain"] button', has_text="Clear drawing")
@@ -226,7 +238,7 @@ def measure_drawings(page, n: int, profile: Path) -> list[dict]:
     for i in range(n):
         clear_canvas(page)
         card_gone(page, "Image prediction")
-        page.wait_for_timeout(300)
+        settle(page)  # a stroke before the cleared canvas came back from the server would be wiped by it
         offset = read_marks(profile, offset)[1]
         since = page.evaluate("window.__ws.length")
         page.evaluate("() => { window.__pending = window.__waitCard('Image prediction'); }")
@@ -251,7 +263,7 @@ def measure_recordings(page, n: int, seconds: float, digit: str, profile: Path) 
             widget.hover()
             widget.locator('button[aria-label^="Clear recording"]').click()
             card_gone(page, "Audio prediction")
-        page.wait_for_timeout(300)
+        settle(page)
         offset = read_marks(profile, offset)[1]
         since = page.evaluate("window.__ws.length")
         widget.locator('button[aria-label="Record"]').click()
