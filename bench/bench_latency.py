@@ -196,11 +196,13 @@ def draw(page, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
-def breakdown(page, start: float, shown: tuple, marks: list[dict], card_mark: str, since: int) -> dict:
-    """Split start (input event, epoch ms) .. shown (card in DOM, next frame) into stages, in ms."""
+def breakdown(page, start: float, shown: tuple, marks: list[dict], card_mark: str, since: int,
+              upload: list[float] | None = None) -> dict:
+    """Split start (input event, epoch ms) .. shown (card in DOM, next frame) into stages, in ms. With an upload
+    ([start, end]), the rerun is the first message sent after it (before it, the recorder asks for its URL)."""
     ws = page.evaluate("i => window.__ws.slice(i)", since)
     dom, frame, _ = shown
-    sent = next((t for kind, t, _ in ws if kind == "send" and t >= start), None)
+    sent = next((t for kind, t, _ in ws if kind == "send" and t >= (upload[1] if upload else start)), None)
     ms = [dict(m, t=m["t"] * 1000) for m in marks]
     run = next((m["t"] for m in ms if m["mark"] == "run start" and sent is not None and m["t"] >= sent), None)
     after = [m for m in ms if run is not None and m["t"] >= run]
@@ -211,8 +213,10 @@ def breakdown(page, start: float, shown: tuple, marks: list[dict], card_mark: st
     arrived = max((t for kind, t, _ in ws if kind == "recv" and t <= dom), default=None)
     stages = {"total": frame - start}
     if sent is not None and run is not None and card is not None and arrived is not None:
+        if upload:
+            stages.update({"recorder": upload[0] - start, "upload": upload[1] - upload[0]})
         stages.update({
-            "browser→socket": sent - start,
+            "browser→socket": sent - (upload[1] if upload else start),
             "socket→script": run - sent,
             "script before predict": at.get("predict start", card) - run,
             "predict": at.get("predict end", card) - at.get("predict start", card),
@@ -275,11 +279,8 @@ def measure_recordings(page, n: int, seconds: float, digit: str, profile: Path) 
         stop = next(t for kind, t in page.evaluate("i => window.__input.slice(i)", inputs) if kind == "click")
         page.wait_for_timeout(400)
         marks, offset = read_marks(profile, offset)
-        r = breakdown(page, stop, shown, marks, "audio card", since)
         uploads = page.evaluate(UPLOADS_JS, stop)
-        if uploads and "browser→socket" in r:
-            r["upload"] = uploads[-1][1] - uploads[-1][0]
-            r["browser→socket"] -= r["upload"]  # the rest: encoding the WAV, the widget's own steps
+        r = breakdown(page, stop, shown, marks, "audio card", since, uploads[-1] if uploads else None)
         r.update(said=digit, shown=shown[2])
         log(f"recording: {r['total']:.0f} ms")
         results.append(r)

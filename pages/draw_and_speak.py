@@ -20,7 +20,7 @@ def generation(name: str) -> int:
 
 def widget_key(name: str) -> str:
     """The widget's key; a new key gives a new, empty widget."""
-    return f"{name}_{generation(name)}"
+    return f"{name}_{generation(name)}" if generation(name) else name
 
 
 def reset(*names: str) -> None:
