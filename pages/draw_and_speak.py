@@ -9,7 +9,7 @@ from core.errors import InvalidInput
 from core.image import INK_THRESHOLD
 from core.microphone import record, unavailable_reason
 import ui
-from ui import charts, examples, state
+from ui import charts, examples, state, teach_voice
 
 ui.page_setup()
 st.title("Draw a digit, say it")
@@ -35,6 +35,8 @@ with say_col:
             st.session_state.local_recording = record(1.5)
     if examples.available():
         st.button("Try an example from the test set", on_click=examples.pick, help="A random MNIST digit and FSDD clip")
+
+teach_voice.section()
 
 image_in, audio_in = None, None
 example = st.session_state.get("example") or {}
@@ -66,7 +68,7 @@ with out_col:
         st.warning(f"The active model reads {' and '.join(predictor.modalities)} only; your {unread[0]} is ignored.")
         image_in, audio_in = (None, audio_in) if unread[0] == "image" else (image_in, None)
     try:
-        result = predictor.predict(image=image_in, audio=audio_in)
+        result = predictor.predict(image=image_in, audio=audio_in, profile=teach_voice.active_profile(predictor))
     except InvalidInput as exc:
         st.error(f"Cannot read this input: {exc}")
         st.stop()
@@ -93,6 +95,7 @@ with out_col:
                     f"{p1:.0%} / {p2:.0%}, unsure" if unsure else f"{p1:.0%} sure",
                     delta_color="off", delta_arrow="off", border=True)
         bars.plotly_chart(charts.probabilities(result.probs[head], head), key=f"probs_{head}")
+        teach_voice.card_note(card, result, head)
 
 st.divider()
 st.subheader("What the model sees")
