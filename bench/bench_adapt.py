@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import audio, paths
-from core.adapt import AdaptConfig, adapt, adapted_logits, embed_and_score, fine_tune, template_scores
+from core import paths
+from core.features import audio
+from core.model.adapt import AdaptConfig, adapt, adapted_logits, embed_and_score, fine_tune, template_scores
 from core.data.fsdd import SPEAKERS
 
 SHIFTED = ("woman-low", "woman", "child", "young-child")
@@ -145,9 +146,9 @@ def fold_data(model, ckpt, bank, speaker: str) -> dict:
 
 def run_speaker(speaker: str, fold_path: Path, root: Path, ks, draws: int, shifted_draws: int) -> dict:
     """Every method's accuracies on one held-out speaker (a separate process when --jobs > 1)."""
-    from core.checkpoint import load
-    from core.conditions import condition_bank
-    from core.features import load_fsdd_bank
+    from core.model.checkpoint import load
+    from core.features.conditions import condition_bank
+    from core.features.banks import load_fsdd_bank
 
     torch.set_num_threads(1)
     model, ckpt = load(fold_path)
@@ -179,7 +180,7 @@ def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[fl
     """Seconds from k recordings per digit (WAV samples) to a profile, through the app's path (replay set loaded)."""
     import soundfile as sf
 
-    from core.adapt import replay_clips
+    from core.model.adapt import replay_clips
     from core.data.fsdd import list_clips
     from core.predict import prepare_audio
 

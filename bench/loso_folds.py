@@ -1,6 +1,6 @@
 """Train (once) and load the six leave-one-speaker-out audio models the adaptation benchmark adapts.
 
-Each fold is the recipe's audio side trained without one FSDD speaker (core.loso.loso_config), saved as a
+Each fold is the recipe's audio side trained without one FSDD speaker (core.training.loso.loso_config), saved as a
 checkpoint under --folds-dir (default data/loso_folds/<recipe>-e<epochs>/, git-ignored: derived from the
 dataset) so later benchmark runs reuse it."""
 from __future__ import annotations
@@ -22,11 +22,11 @@ def folds_dir(recipe: str, epochs: int | None, explicit: str | None = None) -> P
 
 def train_fold(recipe: str, root: Path, speaker: str, epochs: int | None, out: Path) -> tuple[str, float]:
     """Train recipe's audio side without speaker and save it to out/<speaker>.pt; (speaker, seconds)."""
-    from core.checkpoint import save
-    from core.dataset import load_run_data
-    from core.device import use_all_cores
-    from core.loso import loso_config
-    from core.train import build_config, train_model
+    from core.model.checkpoint import save
+    from core.training.dataset import load_run_data
+    from core.model.device import use_all_cores
+    from core.training.loso import loso_config
+    from core.training.loop import build_config, train_model
 
     use_all_cores()  # honours $DIGITS_THREADS
     started = time.perf_counter()
@@ -43,10 +43,10 @@ def ensure_folds(recipe: str, root: Path, epochs: int | None, out: Path, jobs: i
     out.mkdir(parents=True, exist_ok=True)
     missing = [s for s in speakers if not (out / f"{s}.pt").is_file()]
     if missing:
-        from core.conditions import CLEAN, condition_bank
-        from core.dataset import load_run_data
-        from core.loso import loso_config
-        from core.train import build_config
+        from core.features.conditions import CLEAN, condition_bank
+        from core.training.dataset import load_run_data
+        from core.training.loso import loso_config
+        from core.training.loop import build_config
 
         load_run_data(loso_config(build_config(recipe), missing[0], epochs), root)  # caches built once, here
         condition_bank(root, CLEAN)

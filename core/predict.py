@@ -120,9 +120,9 @@ class Predictor:
 
     @property
     def model_id(self) -> str:
-        """Fingerprint of the audio side a voice profile must have been made with (core.adapt)."""
+        """Fingerprint of the audio side a voice profile must have been made with (core.model.adapt)."""
         if not hasattr(self, "_model_id"):
-            from core.adapt import model_id
+            from core.model.adapt import model_id
 
             self._model_id = model_id(self.model)
         return self._model_id
@@ -130,10 +130,10 @@ class Predictor:
     def predict(self, image=None, audio=None, profile=None) -> Prediction:
         """Digit, confidence and per-head probabilities for an image, a recording, or both.
 
-        profile (a core.adapt.VoiceProfile) adapts the audio head to its speaker; the Prediction then also
+        profile (a core.model.adapt.VoiceProfile) adapts the audio head to its speaker; the Prediction then also
         carries the unadapted probabilities of the heads it changed."""
         if profile is not None and audio is not None and profile.model_id != self.model_id:
-            from core.adapt import InvalidProfile
+            from core.model.adapt import InvalidProfile
 
             raise InvalidProfile("this voice profile was made with another model; teach the current model your voice again")
         if image is None and audio is None:
@@ -167,8 +167,8 @@ class Predictor:
                           unsure_below=self.calibration.get("audio_unsure_below", 0.0), unadapted=unadapted)
 
     def _adapted_audio(self, aud_t: torch.Tensor, profile) -> torch.Tensor:
-        """The audio head's logits adapted to the profile's speaker (core.adapt.adapted_logits)."""
-        from core.adapt import adapted_logits
+        """The audio head's logits adapted to the profile's speaker (core.model.adapt.adapted_logits)."""
+        from core.model.adapt import adapted_logits
 
         return torch.from_numpy(adapted_logits(profile, self.model, aud_t.float().cpu().numpy()))
 

@@ -12,7 +12,7 @@ from ui import state
 
 DIGITS = range(10)
 KEY = "teach_voice"  # session_state: {"recordings": {digit: {...}}, "version": {digit: n}, "digit": d}
-PROFILE = "voice_profile"  # session_state: the active core.adapt.VoiceProfile
+PROFILE = "voice_profile"  # session_state: the active core.model.adapt.VoiceProfile
 JOB = "teach_voice_job"  # session_state: (Future, progress dict) of the adaptation running for this session
 POLL_S = 0.4
 # Adaptation fine-tunes a small copy of the audio encoder for 1-3 s: off the script thread, one at a time, so
@@ -91,7 +91,7 @@ def _recorder(store: dict) -> None:
     if "audio" not in predictor.modalities:
         st.warning("The active model reads images only; there is no voice to adapt.")
         return
-    from core.adapt import enroll
+    from core.model.adapt import enroll
 
     data = given.getvalue()
     try:
@@ -124,8 +124,8 @@ def _recorded(store: dict, d: int, rec: dict) -> None:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _replay(root: str, weights: str, mtime: float, _predictor):
-    """Training clips replayed while fine-tuning (core.adapt.replay_clips), per dataset and weights file; None without FSDD."""
-    from core.adapt import replay_clips
+    """Training clips replayed while fine-tuning (core.model.adapt.replay_clips), per dataset and weights file; None without FSDD."""
+    from core.model.adapt import replay_clips
 
     try:
         return replay_clips(root, (_predictor.mean, _predictor.std, _predictor.config.features.utterance_norm))
@@ -147,7 +147,7 @@ def _adapt_row(store: dict) -> None:
         return
     from pathlib import Path
 
-    from core.adapt import adapt_enrollments
+    from core.model.adapt import adapt_enrollments
 
     source = Path(predictor.source)
     replay = _replay(str(state.data_root()), str(source), source.stat().st_mtime if source.exists() else 0.0, predictor)
@@ -178,7 +178,7 @@ def _waiting() -> None:
 
 
 def _profile_status(profile) -> None:
-    from core.adapt import profile_bytes
+    from core.model.adapt import profile_bytes
 
     predictor = state.predictor(show_errors=False)
     if predictor is not None and profile.model_id != predictor.model_id:
@@ -196,7 +196,7 @@ def _profile_status(profile) -> None:
 
 
 def _upload() -> None:
-    from core.adapt import MAX_PROFILE_BYTES, load_profile
+    from core.model.adapt import MAX_PROFILE_BYTES, load_profile
 
     file = st.file_uploader("Load a voice profile you downloaded before", type=["pt"], key="teach_profile_upload",
                             help=f"A .pt file of at most {MAX_PROFILE_BYTES // 1024} KB from the download button above.")

@@ -1,4 +1,4 @@
-"""Teach it your voice (core.adapt): adaptation helps a speaker the model never heard; profiles round-trip and bad ones are refused."""
+"""Teach it your voice (core.model.adapt): adaptation helps a speaker the model never heard; profiles round-trip and bad ones are refused."""
 from __future__ import annotations
 
 import io
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import audio
-from core.adapt import (MAX_PROFILE_BYTES, AdaptConfig, InvalidProfile, adapt, adapted_logits, enroll, load_profile,
+from core.features import audio
+from core.model.adapt import (MAX_PROFILE_BYTES, AdaptConfig, InvalidProfile, adapt, adapted_logits, enroll, load_profile,
                         profile_bytes, profile_to_dict)
 from core.errors import InvalidInput
 
@@ -21,10 +21,10 @@ HELD_OUT = "jackson"
 def held_out_fold(data_root, tmp_path_factory):
     """A small audio model trained on five FSDD speakers (2 epochs, clean clips only), saved as a checkpoint;
     with the held-out speaker's raw features and digits, and replayable training clips."""
-    from core.checkpoint import save
-    from core.dataset import load_run_data
-    from core.loso import loso_config
-    from core.train import build_config, train_model
+    from core.model.checkpoint import save
+    from core.training.dataset import load_run_data
+    from core.training.loso import loso_config
+    from core.training.loop import build_config, train_model
 
     base = build_config("fused")
     config = loso_config(replace(base, features=replace(base.features, augment_views=0, synthetic_voices=False, raised_voices=0)),
@@ -32,7 +32,7 @@ def held_out_fold(data_root, tmp_path_factory):
     data = load_run_data(config, data_root)
     model, _ = train_model(config, data)
     path = save(tmp_path_factory.mktemp("fold") / "fold.pt", model, config, data.feature_mean, data.feature_std)
-    from core.features import load_fsdd_bank
+    from core.features.banks import load_fsdd_bank
 
     bank = load_fsdd_bank(data_root, 0)
     held = bank.speakers == HELD_OUT
@@ -163,7 +163,7 @@ def test_enrollment_needs_every_digit(predictor, held_out_fold):
 
 
 def test_enrollment_refuses_silence_noise_and_a_cut_word(predictor):
-    from tests.conftest import speech_like
+    from tests.helpers import speech_like
 
     rng = np.random.default_rng(0)
     with pytest.raises(InvalidInput, match="silent"):

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core import audio
-from core.errors import DigitsError
+from core.features import audio
+from core.errors import DigitsError, InvalidInput
 
 N_DIGITS = 10
 PROFILE_VERSION = 1
@@ -165,7 +165,7 @@ def adapt(predictor_or_model, features: np.ndarray, labels, config: AdaptConfig 
     """A VoiceProfile from (N, 39, 13) raw features of one speaker and their digits (at least one of each).
 
     Give a Predictor, or a model with stats=(mean, std, utterance_norm) it was trained with. replay: standardised
-    training clips and digits to replay while fine-tuning (core.adapt.replay_clips); without it only the
+    training clips and digits to replay while fine-tuning (core.model.adapt.replay_clips); without it only the
     templates adapt (fine-tuning on ten clips alone makes other voices worse: docs/results.md)."""
     if hasattr(predictor_or_model, "model"):
         p = predictor_or_model
@@ -228,7 +228,7 @@ def embed_and_score(model, x: np.ndarray, profile: VoiceProfile | None = None) -
 
 def replay_clips(root, stats, n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n FSDD clips (takes 10-49, never the official test takes), standardised with stats, and their digits."""
-    from core.features import load_fsdd_bank
+    from core.features.banks import load_fsdd_bank
 
     bank = load_fsdd_bank(root, 0)
     pool = np.flatnonzero(bank.takes >= 10)
@@ -344,8 +344,7 @@ class Enrollment:
 
 def enroll(predictor, digit: int, recording) -> Enrollment:
     """Check one recording ((samples, rate) or file bytes) of digit; raises InvalidInput when it holds no usable word."""
-    from core.errors import InvalidInput
-    from core.predict import MAX_AUDIO_BYTES
+    from core.limits import MAX_UPLOAD_BYTES as MAX_AUDIO_BYTES
 
     if not isinstance(digit, (int, np.integer)) or not 0 <= digit < N_DIGITS:
         raise InvalidInput(f"digit must be 0-9, not {digit!r}")
