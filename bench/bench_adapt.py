@@ -22,7 +22,8 @@ import torch
 
 from core import paths
 from core.features import audio
-from core.model.adapt import AdaptConfig, adapt, adapted_logits, embed_and_score, fine_tune, template_scores
+from core.model.adapt import (AdaptConfig, adapt, adapted_logits, embed_and_score, fine_tune, gate_distance, speaker_gate,
+                              template_scores)
 from core.data.fsdd import SPEAKERS
 
 SHIFTED = ("woman-low", "woman", "child", "young-child")
@@ -98,8 +99,12 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
                                                             "others": acc(zo + o_emb @ w + b, yo)}
     t_rest, t_oth = template_scores(x[rest], x[en], y[en]), template_scores(xo, x[en], y[en])
     res["DTW templates alone"] = {"acc": acc(-t_rest, y[rest]), "others": acc(-t_oth, yo)}
+    gate = gate_distance(x[en], y[en])
+    g_rest, g_oth = speaker_gate(t_rest, gate), speaker_gate(t_oth, gate)
     for s in SCALES:
         res[f"head + DTW templates, scale {s:g}"] = {"acc": acc(z[rest] - s * t_rest, y[rest]), "others": acc(zo - s * t_oth, yo)}
+        res[f"head + DTW templates, gated, scale {s:g}"] = {"acc": acc(z[rest] - s * g_rest * t_rest, y[rest]),
+                                                            "others": acc(zo - s * g_oth * t_oth, yo)}
     started = time.perf_counter()
     net = fine_tune(model, x[en], y[en], (xr, yr), CHOSEN)
     seconds = time.perf_counter() - started
@@ -110,6 +115,9 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
     for s in SCALES:
         res[f"fine-tune + replay + DTW templates, scale {s:g}"] = {"acc": acc(zf - s * t_rest, y[rest]),
                                                                    "others": acc(zfo - s * t_oth, yo)}
+        res[f"fine-tune + replay + DTW templates, gated, scale {s:g}"] = {
+            "acc": acc(g_rest * (zf - s * t_rest) + (1 - g_rest) * z[rest], y[rest]),
+            "others": acc(g_oth * (zfo - s * t_oth) + (1 - g_oth) * zo, yo)}
     return res
 
 
@@ -223,7 +231,8 @@ def summarise(results: dict[str, dict], ks) -> dict:
             table[m] = row
         report["methods"][k] = table
         report["nested"][k] = {family: nested(per_speaker, family) for family in
-                               ("prototypes in the embedding", "head + DTW templates", "fine-tune + replay + DTW templates")}
+                               ("prototypes in the embedding", "head + DTW templates, scale", "head + DTW templates, gated",
+                                "fine-tune + replay + DTW templates, scale", "fine-tune + replay + DTW templates, gated")}
     return report
 
 

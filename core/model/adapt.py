@@ -41,6 +41,7 @@ class AdaptConfig:
     lr: float = 1e-3
     replay: int = 32  # training clips drawn beside the enrollment at each step
     template_scale: float = 80.0  # logits taken off per unit of DTW distance to a digit's nearest recording
+    gated: bool = True  # adapt only recordings that sound like the speaker (see speaker_gate)
     seed: int = 0
 
 
@@ -53,6 +54,7 @@ class VoiceProfile:
     labels: np.ndarray  # (M,) their digits
     model_id: str  # fingerprint of the model the profile was made with
     config: AdaptConfig = AdaptConfig()
+    gate: float = 0.0  # the speaker's typical DTW distance between two different digits (0: no gate)
 
     @property
     def counts(self) -> tuple[int, ...]:
@@ -129,6 +131,25 @@ def template_scores(x: np.ndarray, templates: np.ndarray, labels: np.ndarray) ->
     return np.stack([d[:, labels == k].min(axis=1) for k in range(N_DIGITS)], axis=1)
 
 
+def gate_distance(templates: np.ndarray, labels: np.ndarray) -> float:
+    """The speaker's own yardstick: the median DTW distance from each recording to the nearest other digit."""
+    own = template_scores(templates, templates, labels)
+    own[np.arange(len(labels)), labels] = np.inf
+    return float(np.median(own.min(axis=1)))
+
+
+def speaker_gate(scores: np.ndarray, gate: float) -> np.ndarray:
+    """(N, 1) weight of the adaptation per recording: 1 when it is nearer to one of the speaker's recordings than
+    the speaker's digits are to each other, falling to 0 a little beyond that. Another voice is far from all of
+    them, so it keeps the unadapted answer (docs/results.md, Your voice: "others")."""
+    if gate <= 0:
+        return np.ones((len(scores), 1))
+    return np.clip((gate - scores.min(axis=1, keepdims=True)) / (GATE_WIDTH * gate), 0.0, 1.0)
+
+
+GATE_WIDTH = 0.3  # the gate falls from 1 to 0 over this fraction of the yardstick
+
+
 # --- adaptation ---
 
 def fine_tune(model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.ndarray] | None,
@@ -190,7 +211,7 @@ def adapt(predictor_or_model, features: np.ndarray, labels, config: AdaptConfig 
     if config.steps and replay is not None:
         net = fine_tune(model, x, labels, replay, config, on_step)
         state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    return VoiceProfile(state, x, labels, model_id(model), config)
+    return VoiceProfile(state, x, labels, model_id(model), config, gate_distance(x, labels) if config.gated else 0.0)
 
 
 _adapted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # profile -> its AdaptedAudio, built once
@@ -210,10 +231,15 @@ def adapted_audio(profile: VoiceProfile, model) -> AdaptedAudio:
 
 @torch.inference_mode()
 def adapted_logits(profile: VoiceProfile, model, x: np.ndarray) -> np.ndarray:
-    """(N, 10) adapted audio logits of (N, 39, 13) standardised features."""
-    net = adapted_audio(profile, model)
-    logits = net(torch.from_numpy(np.ascontiguousarray(x, np.float32))).float().numpy()
-    return logits - profile.config.template_scale * template_scores(x, profile.templates, profile.labels)
+    """(N, 10) adapted audio logits of (N, 39, 13) standardised features: the fine-tuned head minus the scaled
+    template distances, blended with the unadapted head by speaker_gate."""
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    scores = template_scores(x, profile.templates, profile.labels)
+    logits = adapted_audio(profile, model)(t).float().numpy() - profile.config.template_scale * scores
+    if profile.gate <= 0:
+        return logits
+    g = speaker_gate(scores, profile.gate)
+    return g * logits + (1 - g) * base_audio(model)(t).float().numpy()
 
 
 @torch.inference_mode()
@@ -244,7 +270,9 @@ def profile_to_dict(profile: VoiceProfile) -> dict:
             "state": {k: v.half() if v.is_floating_point() else v for k, v in profile.state.items()},
             "templates": torch.from_numpy(np.ascontiguousarray(profile.templates, np.float32)),
             "labels": torch.from_numpy(np.asarray(profile.labels, np.int64)), "model_id": profile.model_id,
-            "config": {"steps": c.steps, "lr": c.lr, "replay": c.replay, "template_scale": c.template_scale, "seed": c.seed}}
+            "gate": profile.gate,
+            "config": {"steps": c.steps, "lr": c.lr, "replay": c.replay, "template_scale": c.template_scale,
+                       "gated": c.gated, "seed": c.seed}}
 
 
 def profile_bytes(profile: VoiceProfile) -> bytes:
@@ -298,8 +326,11 @@ def profile_from_dict(raw, model) -> VoiceProfile:
         raise InvalidProfile("the profile's weights do not fit this model's audio encoder (wrong names or shapes)")
     if not torch.isfinite(templates).all() or not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise InvalidProfile("the profile holds non-finite numbers")
+    gate = raw.get("gate")
+    if not _number(gate, 0, 10):
+        raise InvalidProfile("the profile's gate must be a distance from 0 to 10")
     return VoiceProfile({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
-                        templates.float().numpy(), labels.numpy(), key, _config(raw.get("config")))
+                        templates.float().numpy(), labels.numpy(), key, _config(raw.get("config")), float(gate))
 
 
 def _number(v, lo, hi, integer=False) -> bool:
@@ -311,10 +342,11 @@ def _config(raw) -> AdaptConfig:
     if not isinstance(raw, dict):
         raise InvalidProfile("the profile's settings are missing")
     ok = (_number(raw.get("steps"), 0, 1000, True) and _number(raw.get("lr"), 0, 1) and _number(raw.get("replay"), 0, 4096, True)
-          and _number(raw.get("template_scale"), 0, 1000) and _number(raw.get("seed"), 0, 2**31 - 1, True))
+          and _number(raw.get("template_scale"), 0, 1000) and _number(raw.get("seed"), 0, 2**31 - 1, True)
+          and isinstance(raw.get("gated"), bool))
     if not ok:
         raise InvalidProfile("the profile's settings are out of range")
-    return AdaptConfig(raw["steps"], float(raw["lr"]), raw["replay"], float(raw["template_scale"]), raw["seed"])
+    return AdaptConfig(raw["steps"], float(raw["lr"]), raw["replay"], float(raw["template_scale"]), raw["gated"], raw["seed"])
 
 
 # --- enrollment: each recording checked before it may teach the model anything ---

@@ -101,6 +101,7 @@ def test_a_profile_round_trips_through_download_and_upload(predictor, held_out_f
     assert len(data) < MAX_PROFILE_BYTES
     back = load_profile(data, predictor.model)
     assert back.labels.tolist() == prof.labels.tolist() and back.model_id == prof.model_id and back.config == prof.config
+    assert back.gate == prof.gate > 0
     x = audio.standardize(raw[:40], *_stats(predictor))
     # Weights travel as float16: the same answers, logits equal to float16 precision.
     np.testing.assert_allclose(adapted_logits(back, predictor.model, x), adapted_logits(prof, predictor.model, x), atol=0.05)
@@ -131,6 +132,7 @@ def test_bad_profiles_are_refused(predictor, profile):
         "non-finite template": {**good, "templates": good["templates"].clone().fill_(float("nan"))},
         "another model": {**good, "model_id": "0123456789abcdef"},
         "settings out of range": {**good, "config": {**good["config"], "template_scale": 1e9}},
+        "gate out of range": {**good, "gate": -1.0},
         "not a profile": {"state_dict": {}},
     }
     for why, d in bad.items():
