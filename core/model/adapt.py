@@ -388,14 +388,14 @@ def enroll(predictor, digit: int, recording) -> Enrollment:
     mono = audio.to_mono_8k(np.asarray(samples), rate)  # raises on silence, corrupt or too short files
     word = audio.trim_speech(mono)
     seconds = len(word) / audio.SAMPLE_RATE
-    if seconds < MIN_WORD_S:
-        raise InvalidInput(f"Only {seconds * 1000:.0f} ms of speech were heard; say the whole word \"{digit}\" again.")
     if len(mono) - len(word) >= 0.1 * audio.SAMPLE_RATE:
         # trim_speech returns a stretch of mono, so the rest's energy is the total's minus the word's.
         word_energy = float(np.dot(word.astype(np.float64), word))
         rest_power = max(float(np.dot(mono.astype(np.float64), mono)) - word_energy, 0.0) / (len(mono) - len(word))
         if 10 * np.log10((word_energy / len(word) + 1e-12) / (rest_power + 1e-12)) < MIN_WORD_DB:
             raise InvalidInput("No word stands out from the background noise; move closer to the microphone and say it again.")
+    if seconds < MIN_WORD_S:
+        raise InvalidInput(f"Only {seconds * 1000:.0f} ms of speech were heard; say the whole word \"{digit}\" again.")
     result = predictor.predict(audio=(mono, audio.SAMPLE_RATE))
     p = result.probs["audio"]
     return Enrollment(int(digit), result.features, result.digits["audio"], float(max(p)), float(p[digit]), round(seconds, 3))
