@@ -9,10 +9,10 @@ the held-out speaker (adapted on their own shifted recordings), and adaptation t
 
     DIGITS_THREADS=1 DIGITS_DATA_DIR=../shared/data python -m bench.bench_adapt --jobs 2 --json results/adapt.json
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,10 +21,18 @@ import numpy as np
 import torch
 
 from core import paths
-from core.features import audio
-from core.model.adapt import (AdaptConfig, adapt, adapted_logits, embed_and_score, fine_tune, gate_distance, speaker_gate,
-                              template_scores)
 from core.data.fsdd import SPEAKERS
+from core.features import audio
+from core.model.adapt import (
+    AdaptConfig,
+    adapt,
+    adapted_logits,
+    embed_and_score,
+    fine_tune,
+    gate_distance,
+    speaker_gate,
+    template_scores,
+)
 
 SHIFTED = ("woman-low", "woman", "child", "young-child")
 SCALES = (20.0, 40.0, 80.0, 160.0)  # template_scale candidates
@@ -89,35 +97,51 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
     res = {"unadapted": {"acc": acc(z[rest], y[rest]), "others": acc(zo, yo)}}
     ps, pso = prototype_scores(emb[rest], emb[en], y[en]), prototype_scores(o_emb, emb[en], y[en])
     for s in PROTO_SCALES:
-        res[f"prototypes in the embedding, scale {s:g}"] = {"acc": acc(z[rest] + s * ps, y[rest]), "others": acc(zo + s * pso, yo)}
+        res[f"prototypes in the embedding, scale {s:g}"] = {
+            "acc": acc(z[rest] + s * ps, y[rest]),
+            "others": acc(zo + s * pso, yo),
+        }
     res["nearest prototype alone"] = {"acc": acc(ps, y[rest]), "others": acc(pso, yo)}
     x_sn = speaker_norm(raw, en, fold["norm"])
     _, z_sn = embed_and_score(model, x_sn[rest])
     res["speaker MFCC normalisation"] = {"acc": acc(z_sn, y[rest])}
     w, b = head_only(emb[en], z[en], y[en], (r_emb, zr, yr))
-    res["fine-tune the head (residual linear) + replay"] = {"acc": acc(z[rest] + emb[rest] @ w + b, y[rest]),
-                                                            "others": acc(zo + o_emb @ w + b, yo)}
+    res["fine-tune the head (residual linear) + replay"] = {
+        "acc": acc(z[rest] + emb[rest] @ w + b, y[rest]),
+        "others": acc(zo + o_emb @ w + b, yo),
+    }
     t_rest, t_oth = template_scores(x[rest], x[en], y[en]), template_scores(xo, x[en], y[en])
     res["DTW templates alone"] = {"acc": acc(-t_rest, y[rest]), "others": acc(-t_oth, yo)}
     gate = gate_distance(x[en], y[en])
     g_rest, g_oth = speaker_gate(t_rest, gate), speaker_gate(t_oth, gate)
     for s in SCALES:
-        res[f"head + DTW templates, scale {s:g}"] = {"acc": acc(z[rest] - s * t_rest, y[rest]), "others": acc(zo - s * t_oth, yo)}
-        res[f"head + DTW templates, gated, scale {s:g}"] = {"acc": acc(z[rest] - s * g_rest * t_rest, y[rest]),
-                                                            "others": acc(zo - s * g_oth * t_oth, yo)}
+        res[f"head + DTW templates, scale {s:g}"] = {
+            "acc": acc(z[rest] - s * t_rest, y[rest]),
+            "others": acc(zo - s * t_oth, yo),
+        }
+        res[f"head + DTW templates, gated, scale {s:g}"] = {
+            "acc": acc(z[rest] - s * g_rest * t_rest, y[rest]),
+            "others": acc(zo - s * g_oth * t_oth, yo),
+        }
     started = time.perf_counter()
     net = fine_tune(model, x[en], y[en], (xr, yr), CHOSEN)
     seconds = time.perf_counter() - started
     zf, zfo = logits_of(net, x[rest]), logits_of(net, xo)
     net0 = fine_tune(model, x[en], y[en], None, CHOSEN)
-    res["fine-tune encoder + head, no replay"] = {"acc": acc(logits_of(net0, x[rest]), y[rest]), "others": acc(logits_of(net0, xo), yo)}
+    res["fine-tune encoder + head, no replay"] = {
+        "acc": acc(logits_of(net0, x[rest]), y[rest]),
+        "others": acc(logits_of(net0, xo), yo),
+    }
     res["fine-tune encoder + head + replay"] = {"acc": acc(zf, y[rest]), "others": acc(zfo, yo), "seconds": seconds}
     for s in SCALES:
-        res[f"fine-tune + replay + DTW templates, scale {s:g}"] = {"acc": acc(zf - s * t_rest, y[rest]),
-                                                                   "others": acc(zfo - s * t_oth, yo)}
+        res[f"fine-tune + replay + DTW templates, scale {s:g}"] = {
+            "acc": acc(zf - s * t_rest, y[rest]),
+            "others": acc(zfo - s * t_oth, yo),
+        }
         res[f"fine-tune + replay + DTW templates, gated, scale {s:g}"] = {
             "acc": acc(g_rest * (zf - s * t_rest) + (1 - g_rest) * z[rest], y[rest]),
-            "others": acc(g_oth * (zfo - s * t_oth) + (1 - g_oth) * zo, yo)}
+            "others": acc(g_oth * (zfo - s * t_oth) + (1 - g_oth) * zo, yo),
+        }
     return res
 
 
@@ -132,14 +156,19 @@ def score_shifted(model, stats, shifted: dict, replay, k: int, rng) -> dict[str,
         profile = adapt(model, raw[en], y[en], CHOSEN, stats=stats, replay=replay)
         out.setdefault("unadapted", {})[cond] = acc(z, y[rest])
         out.setdefault(f"head + DTW templates, scale {CHOSEN.template_scale:g}", {})[cond] = acc(
-            z - CHOSEN.template_scale * template_scores(x[rest], x[en], y[en]), y[rest])
+            z - CHOSEN.template_scale * template_scores(x[rest], x[en], y[en]), y[rest]
+        )
         out.setdefault("chosen", {})[cond] = acc(adapted_logits(profile, model, x[rest]), y[rest])
     return out
 
 
 def fold_data(model, ckpt, bank, speaker: str) -> dict:
     """Raw and standardised features, embeddings and logits: the held-out speaker, others' validation takes, replay."""
-    stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy(), ckpt["run_config"].features.utterance_norm)
+    stats = (
+        ckpt["feature_stats"]["mean"].numpy(),
+        ckpt["feature_stats"]["std"].numpy(),
+        ckpt["run_config"].features.utterance_norm,
+    )
     held = bank.speakers == speaker
     val = ~held & (bank.takes >= 5) & (bank.takes < 10)  # never trained on: the fold's validation takes
     replay = ~held & (bank.takes >= 10)  # training clips of the five other speakers
@@ -154,9 +183,9 @@ def fold_data(model, ckpt, bank, speaker: str) -> dict:
 
 def run_speaker(speaker: str, fold_path: Path, root: Path, ks, draws: int, shifted_draws: int) -> dict:
     """Every method's accuracies on one held-out speaker (a separate process when --jobs > 1)."""
-    from core.model.checkpoint import load
-    from core.features.conditions import condition_bank
     from core.features.banks import load_fsdd_bank
+    from core.features.conditions import condition_bank
+    from core.model.checkpoint import load
 
     torch.set_num_threads(1)
     model, ckpt = load(fold_path)
@@ -174,7 +203,9 @@ def run_speaker(speaker: str, fold_path: Path, root: Path, ks, draws: int, shift
         for i in range(draws):
             results = score_draw(model, fold, k, rng)
             if i < shifted_draws:
-                for method, by_cond in score_shifted(model, fold["stats"], shifted, fold["replay"][::3], k, rng).items():
+                for method, by_cond in score_shifted(
+                    model, fold["stats"], shifted, fold["replay"][::3], k, rng
+                ).items():
                     results.setdefault(method, {}).update(by_cond)
             for method, r in results.items():
                 for what, v in r.items():
@@ -188,8 +219,8 @@ def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[fl
     """Seconds from k recordings per digit (WAV samples) to a profile, through the app's path (replay set loaded)."""
     import soundfile as sf
 
-    from core.model.adapt import replay_clips
     from core.data.fsdd import list_clips
+    from core.model.adapt import replay_clips
     from core.predict import prepare_audio
 
     replay = replay_clips(root, (predictor.mean, predictor.std, predictor.config.features.utterance_norm))
@@ -197,7 +228,11 @@ def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[fl
     times = []
     for i in range(repeats):
         speaker = SPEAKERS[i % len(SPEAKERS)]
-        chosen = [c for d in range(10) for c in rng.permutation([c for c in clips if c.speaker == speaker and c.digit == d])[:k]]
+        chosen = [
+            c
+            for d in range(10)
+            for c in rng.permutation([c for c in clips if c.speaker == speaker and c.digit == d])[:k]
+        ]
         recordings = [sf.read(str(c.path), dtype="float32") for c in chosen]
         started = time.perf_counter()
         features = np.stack([prepare_audio((s, r))[1] for s, r in recordings])
@@ -219,20 +254,31 @@ def summarise(results: dict[str, dict], ks) -> dict:
                 row["per_speaker"] = {s: round(float(np.mean(per_speaker[s][m]["acc"])), 2) for s in per_speaker}
                 row["mean"] = round(float(np.mean(list(row["per_speaker"].values()))), 2)
                 row["worst"] = min(row["per_speaker"].values())
-                row["draw_spread"] = round(float(np.mean([per_speaker[s][m]["acc"] for s in per_speaker], axis=0).std()), 2)
+                row["draw_spread"] = round(
+                    float(np.mean([per_speaker[s][m]["acc"] for s in per_speaker], axis=0).std()), 2
+                )
             others = [v for s in per_speaker for v in per_speaker[s][m].get("others", [])]
             row["others"] = round(float(np.mean(others)), 2) if others else None
             if "seconds" in methods[m]:
-                row["fine_tune_seconds_p95"] = round(float(np.percentile([v for s in per_speaker for v in per_speaker[s][m]["seconds"]], 95)), 2)
+                row["fine_tune_seconds_p95"] = round(
+                    float(np.percentile([v for s in per_speaker for v in per_speaker[s][m]["seconds"]], 95)), 2
+                )
             for cond in SHIFTED:
                 vals = [float(np.mean(per_speaker[s][m][cond])) for s in per_speaker if cond in per_speaker[s][m]]
                 if vals:
                     row[cond] = {"mean": round(float(np.mean(vals)), 2), "worst": round(min(vals), 2)}
             table[m] = row
         report["methods"][k] = table
-        report["nested"][k] = {family: nested(per_speaker, family) for family in
-                               ("prototypes in the embedding", "head + DTW templates, scale", "head + DTW templates, gated",
-                                "fine-tune + replay + DTW templates, scale", "fine-tune + replay + DTW templates, gated")}
+        report["nested"][k] = {
+            family: nested(per_speaker, family)
+            for family in (
+                "prototypes in the embedding",
+                "head + DTW templates, scale",
+                "head + DTW templates, gated",
+                "fine-tune + replay + DTW templates, scale",
+                "fine-tune + replay + DTW templates, gated",
+            )
+        }
     return report
 
 
@@ -249,18 +295,30 @@ def nested(per_speaker: dict, family: str) -> dict:
 
 def print_report(report: dict) -> None:
     for k, table in report["methods"].items():
-        print(f"\n== k = {k} recording(s) per digit: accuracy % on the held-out speaker's other clips (mean of the draws) ==")
+        print(
+            f"\n== k = {k} recording(s) per digit: accuracy % on the held-out speaker's other clips"
+            " (mean of the draws) =="
+        )
         rows = sorted(table.items(), key=lambda kv: -kv[1].get("mean", -1))
         for m, row in rows:
             others = f"{row['others']:.1f}" if row.get("others") is not None else "-"
             shifted = "  ".join(f"{c} {row[c]['mean']:.1f}/{row[c]['worst']:.1f}" for c in SHIFTED if c in row)
-            main = f"mean {row['mean']:6.2f}  worst {row['worst']:6.2f}  spread {row['draw_spread']:.2f}" if "mean" in row else " " * 37
+            main = (
+                f"mean {row['mean']:6.2f}  worst {row['worst']:6.2f}  spread {row['draw_spread']:.2f}"
+                if "mean" in row
+                else " " * 37
+            )
             print(f"{m:<48} {main}  others {others:>5}  {shifted}")
         for family, n in report["nested"][k].items():
-            print(f"nested ({family}): mean {n['mean']:.2f} worst {n['worst']:.2f}  "
-                  + ", ".join(f"{s} {a:.1f} ({m.rsplit(' ', 1)[-1]})" for s, (m, a) in n["per_speaker"].items()))
+            print(
+                f"nested ({family}): mean {n['mean']:.2f} worst {n['worst']:.2f}  "
+                + ", ".join(f"{s} {a:.1f} ({m.rsplit(' ', 1)[-1]})" for s, (m, a) in n["per_speaker"].items())
+            )
     for k, t in report.get("timing", {}).items():
-        print(f"adaptation time, k={k} (recordings -> profile, app path): p50 {t['p50_s']:.2f} s  p95 {t['p95_s']:.2f} s  (n={t['n']})")
+        print(
+            f"adaptation time, k={k} (recordings -> profile, app path): p50 {t['p50_s']:.2f} s"
+            f"  p95 {t['p95_s']:.2f} s  (n={t['n']})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trial", default="fused", help="the recipe whose LOSO folds are adapted")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fold (default: the recipe's)")
-    parser.add_argument("--folds-dir", default=None, help="fold checkpoints (default data/loso_folds/<trial>-e<epochs>)")
+    parser.add_argument(
+        "--folds-dir", default=None, help="fold checkpoints (default data/loso_folds/<trial>-e<epochs>)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="folds trained, then speakers scored, this many at once")
     parser.add_argument("--draws", type=int, default=5)
-    parser.add_argument("--shifted-draws", type=int, default=5, help="draws that also score the shifted voices (0: none)")
+    parser.add_argument(
+        "--shifted-draws", type=int, default=5, help="draws that also score the shifted voices (0: none)"
+    )
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
     parser.add_argument("--timing-repeats", type=int, default=30)
@@ -285,8 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     root = paths.data_dir(args.data_dir)
-    folds = ensure_folds(args.trial, root, args.epochs, folds_dir(args.trial, args.epochs, args.folds_dir), args.jobs,
-                         tuple(args.speakers))
+    folds = ensure_folds(
+        args.trial,
+        root,
+        args.epochs,
+        folds_dir(args.trial, args.epochs, args.folds_dir),
+        args.jobs,
+        tuple(args.speakers),
+    )
     started = time.perf_counter()
     job = (root, args.ks, args.draws, args.shifted_draws)
     if args.jobs > 1:
@@ -304,8 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         time_adaptation(predictor, root, 1, 1, rng)  # warm-up: librosa's and torch's first calls
         for k in args.ks:
             times = time_adaptation(predictor, root, k, args.timing_repeats, rng)
-            report["timing"][k] = {"n": len(times), "p50_s": round(float(np.percentile(times, 50)), 3),
-                                   "p95_s": round(float(np.percentile(times, 95)), 3), "max_s": round(max(times), 3)}
+            report["timing"][k] = {
+                "n": len(times),
+                "p50_s": round(float(np.percentile(times, 50)), 3),
+                "p95_s": round(float(np.percentile(times, 95)), 3),
+                "max_s": round(max(times), 3),
+            }
     report["config"] = CHOSEN.__dict__
     print_report(report)
     if args.json:

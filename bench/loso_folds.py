@@ -3,6 +3,7 @@
 Each fold is the recipe's audio side trained without one FSDD speaker (core.training.loso.loso_config), saved as a
 checkpoint under --folds-dir (default data/loso_folds/<recipe>-e<epochs>/, git-ignored: derived from the
 dataset) so later benchmark runs reuse it."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,10 +24,10 @@ def folds_dir(recipe: str, epochs: int | None, explicit: str | None = None) -> P
 def train_fold(recipe: str, root: Path, speaker: str, epochs: int | None, out: Path) -> tuple[str, float]:
     """Train recipe's audio side without speaker and save it to out/<speaker>.pt; (speaker, seconds)."""
     from core.model.checkpoint import save
-    from core.training.dataset import load_run_data
     from core.model.device import use_all_cores
-    from core.training.loso import loso_config
+    from core.training.dataset import load_run_data
     from core.training.loop import build_config, train_model
+    from core.training.loso import loso_config
 
     use_all_cores()  # honours $DIGITS_THREADS
     started = time.perf_counter()
@@ -37,16 +38,17 @@ def train_fold(recipe: str, root: Path, speaker: str, epochs: int | None, out: P
     return speaker, time.perf_counter() - started
 
 
-def ensure_folds(recipe: str, root: Path, epochs: int | None, out: Path, jobs: int = 1,
-                 speakers: tuple[str, ...] = SPEAKERS) -> dict[str, Path]:
+def ensure_folds(
+    recipe: str, root: Path, epochs: int | None, out: Path, jobs: int = 1, speakers: tuple[str, ...] = SPEAKERS
+) -> dict[str, Path]:
     """The fold checkpoint of each speaker, training the missing ones (jobs at a time)."""
     out.mkdir(parents=True, exist_ok=True)
     missing = [s for s in speakers if not (out / f"{s}.pt").is_file()]
     if missing:
         from core.features.conditions import CLEAN, condition_bank
         from core.training.dataset import load_run_data
-        from core.training.loso import loso_config
         from core.training.loop import build_config
+        from core.training.loso import loso_config
 
         load_run_data(loso_config(build_config(recipe), missing[0], epochs), root)  # caches built once, here
         condition_bank(root, CLEAN)

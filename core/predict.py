@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.features import audio as audio_features
-from core import limits
-from core.features import image as image_features
-from core import paths
-from core.model.checkpoint import load
+from core import limits, paths
 from core.errors import InvalidInput
+from core.features import audio as audio_features
+from core.features import image as image_features
+from core.model.checkpoint import load
 
 AudioInput = "tuple[np.ndarray, int] | bytes"
 MAX_AUDIO_BYTES = MAX_IMAGE_BYTES = limits.MAX_UPLOAD_BYTES
@@ -31,7 +30,7 @@ class Prediction:
     features: np.ndarray | None = None  # (39, 13) MFCC + log energy before standardisation
     digits: dict[str, int] = field(default_factory=dict)  # argmax per head
     unsure_below: float = 0.0  # the audio head is unsure below this (calibrated) confidence
-    unadapted: dict[str, list[float]] = field(default_factory=dict)  # with a voice profile: the heads it changed, before
+    unadapted: dict[str, list[float]] = field(default_factory=dict)  # with a voice profile: heads it changed, before
 
     @property
     def adapted(self) -> bool:
@@ -98,7 +97,7 @@ class Predictor:
         self.calibration = checkpoint.get("calibration") or {}
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
+    def load(cls, path: str | Path | None = None, device: str | None = None) -> Predictor:
         path = Path(path) if path else paths.DEFAULT_WEIGHTS
         model, ckpt = load(path, device or "cpu")
         return cls(model, ckpt, device or "cpu", str(path))
@@ -135,7 +134,7 @@ class Predictor:
         if profile is not None and audio is not None and profile.model_id != self.model_id:
             from core.model.adapt import InvalidProfile
 
-            raise InvalidProfile("this voice profile was made with another model; teach the current model your voice again")
+            raise InvalidProfile("this voice profile was made with another model; teach the current model your voice")
         if image is None and audio is None:
             raise InvalidInput("Give a drawing, a recording, or both.")
         for name, given in (("image", image), ("audio", audio)):
@@ -173,7 +172,7 @@ class Predictor:
         return torch.from_numpy(adapted_logits(profile, self.model, aud_t.float().cpu().numpy()))
 
     def _probs(self, logits: dict[str, torch.Tensor]) -> dict[str, list[float]]:
-        """Calibrated probabilities per head; the fused head as the product of image and audio when the checkpoint says so."""
+        """Calibrated probabilities per head; fused is the image x audio product when the checkpoint says so."""
         temps = self.calibration.get("temperature", {})
         probs = {h: _softmax(v / temps.get(h, 1.0)) for h, v in logits.items()}
         if self.calibration.get("fusion") == "product" and "fused" in probs and len(self.modalities) == 2:

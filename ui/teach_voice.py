@@ -1,6 +1,7 @@
 """Teach it your voice: record each digit once, adapt the audio head, reset, download and upload the profile.
 
 Everything lives in this browser session's st.session_state: a profile never touches weights/ or another visitor."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,10 @@ def section() -> None:
     profile = st.session_state.get(PROFILE)
     done = store["recordings"]
     with st.expander("Teach it your voice", expanded=bool(done) or profile is not None):
-        st.caption("Say each digit once. The audio head then adapts to your voice in a few seconds, for this "
-                   "browser session only: nothing is stored on the server.")
+        st.caption(
+            "Say each digit once. The audio head then adapts to your voice in a few seconds, for this "
+            "browser session only: nothing is stored on the server."
+        )
         if st.session_state.get("teach_note"):
             st.info(st.session_state.teach_note)
         if profile is not None:
@@ -60,8 +63,13 @@ def section() -> None:
 def _progress_row(store: dict) -> None:
     done = store["recordings"]
     labels = {d: f"{d} ✓" if d in done and _usable(done[d]) else f"{d} !" if d in done else f"{d}" for d in DIGITS}
-    picked = st.segmented_control("Digits recorded (pick one to record, replay or re-record it)", list(DIGITS),
-                                  format_func=labels.get, default=store["digit"], key=f"teach_pick_{store['digit']}")
+    picked = st.segmented_control(
+        "Digits recorded (pick one to record, replay or re-record it)",
+        list(DIGITS),
+        format_func=labels.get,
+        default=store["digit"],
+        key=f"teach_pick_{store['digit']}",
+    )
     if picked is not None and picked != store["digit"]:
         store["digit"] = picked
         st.rerun()
@@ -80,8 +88,11 @@ def _recorder(store: dict) -> None:
         return
     key = f"teach_mic_{d}_{store['version'][d]}"
     spoken = st.audio_input(f"Say “{d}”", sample_rate=16000, key=key)
-    uploaded = st.file_uploader(f"…or upload a recording of “{d}”", type=["wav", "flac", "ogg", "mp3", "m4a", "webm"],
-                                key=f"teach_upload_{d}_{store['version'][d]}")
+    uploaded = st.file_uploader(
+        f"…or upload a recording of “{d}”",
+        type=["wav", "flac", "ogg", "mp3", "m4a", "webm"],
+        key=f"teach_upload_{d}_{store['version'][d]}",
+    )
     given = spoken if spoken is not None else uploaded
     if given is None:
         return
@@ -111,8 +122,10 @@ def _recorded(store: dict, d: int, rec: dict) -> None:
     st.audio(rec["bytes"])
     st.caption(f"Your “{d}”: {e.word_seconds:.2f} s of speech; the shipped model hears {e.heard} ({e.heard_p:.0%}).")
     if e.other_digit and not rec["confirmed"]:
-        st.warning(f"The model is sure this is {e.heard} ({e.heard_p:.0%}), not {d}. If you said “{d}”, keep it; "
-                   "otherwise record it again.")
+        st.warning(
+            f"The model is sure this is {e.heard} ({e.heard_p:.0%}), not {d}. If you said “{d}”, keep it; "
+            "otherwise record it again."
+        )
         if st.button(f"Yes, I said “{d}”", key=f"teach_confirm_{d}"):
             rec["confirmed"] = True
             st.rerun()
@@ -124,7 +137,7 @@ def _recorded(store: dict, d: int, rec: dict) -> None:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _replay(root: str, weights: str, mtime: float, _predictor):
-    """Training clips replayed while fine-tuning (core.model.adapt.replay_clips), per dataset and weights file; None without FSDD."""
+    """Training clips replayed while fine-tuning (core.model.adapt.replay_clips), per dataset and weights; None without FSDD."""
     from core.model.adapt import replay_clips
 
     try:
@@ -139,8 +152,13 @@ def _adapt_row(store: dict) -> None:
         st.fragment(_waiting, run_every=POLL_S)()
         return
     ready = len(done) == 10 and all(_usable(r) for r in done.values())
-    if not st.button("Adapt to my voice", type="primary", disabled=not ready, key="teach_adapt",
-                     help=None if ready else "Record all ten digits first (and confirm any the model doubts)."):
+    if not st.button(
+        "Adapt to my voice",
+        type="primary",
+        disabled=not ready,
+        key="teach_adapt",
+        help=None if ready else "Record all ten digits first (and confirm any the model doubts).",
+    ):
         return
     predictor = state.predictor()
     if predictor is None:
@@ -170,8 +188,10 @@ def _waiting() -> None:
     try:
         st.session_state[PROFILE] = future.result()
         if not progress["replay"]:
-            st.session_state.teach_note = ("The FSDD training clips were not found, so only your recordings' "
-                                           "templates adapt the model (a lighter adaptation).")
+            st.session_state.teach_note = (
+                "The FSDD training clips were not found, so only your recordings' "
+                "templates adapt the model (a lighter adaptation)."
+            )
     except DigitsError as exc:
         st.session_state.teach_note = f"Cannot adapt: {exc}"
     st.rerun()
@@ -182,24 +202,37 @@ def _profile_status(profile) -> None:
 
     predictor = state.predictor(show_errors=False)
     if predictor is not None and profile.model_id != predictor.model_id:
-        st.warning("Your voice profile was made with another model than the active one, so it is not used. "
-                   "Record your digits again, or switch back to that model.")
+        st.warning(
+            "Your voice profile was made with another model than the active one, so it is not used. "
+            "Record your digits again, or switch back to that model."
+        )
     else:
-        st.success(f"Adapted to your voice ({sum(profile.counts)} recordings). Audio predictions in this session use it.")
+        st.success(
+            f"Adapted to your voice ({sum(profile.counts)} recordings). Audio predictions in this session use it."
+        )
     left, right = st.columns(2)
     if left.button("Reset to the shipped model", key="teach_reset"):
         del st.session_state[PROFILE]
         st.session_state.teach_note = None
         st.rerun()
-    right.download_button("Download your voice profile", profile_bytes(profile), file_name="voice-profile.pt",
-                          mime="application/octet-stream", key="teach_download")
+    right.download_button(
+        "Download your voice profile",
+        profile_bytes(profile),
+        file_name="voice-profile.pt",
+        mime="application/octet-stream",
+        key="teach_download",
+    )
 
 
 def _upload() -> None:
     from core.model.adapt import MAX_PROFILE_BYTES, load_profile
 
-    file = st.file_uploader("Load a voice profile you downloaded before", type=["pt"], key="teach_profile_upload",
-                            help=f"A .pt file of at most {MAX_PROFILE_BYTES // 1024} KB from the download button above.")
+    file = st.file_uploader(
+        "Load a voice profile you downloaded before",
+        type=["pt"],
+        key="teach_profile_upload",
+        help=f"A .pt file of at most {MAX_PROFILE_BYTES // 1024} KB from the download button above.",
+    )
     if file is None or st.session_state.get("teach_loaded") == file.file_id:
         return
     predictor = state.predictor()

@@ -5,6 +5,7 @@ training clips replayed beside them, so other voices are not forgotten) and the 
 templates: at prediction time the adapted head's logits are lowered by the dynamic-time-warping distance to
 the speaker's nearest recording of each digit. Why this and not the alternatives: docs/results.md, Your voice.
 Profiles are saved and loaded as a plain dict of tensors (torch.load(weights_only=True)) and validated."""
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.features import audio
 from core.errors import DigitsError, InvalidInput
+from core.features import audio
 
 N_DIGITS = 10
 PROFILE_VERSION = 1
@@ -101,6 +102,7 @@ def model_id(model) -> str:
 
 # --- templates: dynamic time warping between a recording and the speaker's own recordings ---
 
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
 
@@ -152,8 +154,10 @@ GATE_WIDTH = 0.3  # the gate falls from 1 to 0 over this fraction of the yardsti
 
 # --- adaptation ---
 
-def fine_tune(model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.ndarray] | None,
-              config: AdaptConfig, on_step=None) -> AdaptedAudio:
+
+def fine_tune(
+    model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.ndarray] | None, config: AdaptConfig, on_step=None
+) -> AdaptedAudio:
     """A copy of the model's audio encoder and head after config.steps Adam steps on (x, y) plus replayed clips;
     on_step(done, total) after each step."""
     net = copy.deepcopy(base_audio(model)).float().train()
@@ -164,7 +168,10 @@ def fine_tune(model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.
     xe, ye = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
     xr = yr = None
     if replay is not None and config.replay:
-        xr, yr = torch.from_numpy(np.ascontiguousarray(replay[0], np.float32)), torch.from_numpy(np.asarray(replay[1], np.int64))
+        xr, yr = (
+            torch.from_numpy(np.ascontiguousarray(replay[0], np.float32)),
+            torch.from_numpy(np.asarray(replay[1], np.int64)),
+        )
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     torch.manual_seed(config.seed)  # dropout masks: the same recordings give the same profile
     with torch.enable_grad():
@@ -181,8 +188,15 @@ def fine_tune(model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.
     return net.eval()
 
 
-def adapt(predictor_or_model, features: np.ndarray, labels, config: AdaptConfig = AdaptConfig(), stats=None,
-          replay: tuple[np.ndarray, np.ndarray] | None = None, on_step=None) -> VoiceProfile:
+def adapt(
+    predictor_or_model,
+    features: np.ndarray,
+    labels,
+    config: AdaptConfig = AdaptConfig(),
+    stats=None,
+    replay: tuple[np.ndarray, np.ndarray] | None = None,
+    on_step=None,
+) -> VoiceProfile:
     """A VoiceProfile from (N, 39, 13) raw features of one speaker and their digits (at least one of each).
 
     Give a Predictor, or a model with stats=(mean, std, utterance_norm) it was trained with. replay: standardised
@@ -203,7 +217,9 @@ def adapt(predictor_or_model, features: np.ndarray, labels, config: AdaptConfig 
         raise InvalidProfile("labels must be digits 0-9")
     counts = np.bincount(labels, minlength=N_DIGITS)
     if (counts == 0).any():
-        raise InvalidProfile(f"every digit needs a recording; missing: {', '.join(str(d) for d in np.flatnonzero(counts == 0))}")
+        raise InvalidProfile(
+            f"every digit needs a recording; missing: {', '.join(str(d) for d in np.flatnonzero(counts == 0))}"
+        )
     if counts.max() > MAX_CLIPS_PER_DIGIT:
         raise InvalidProfile(f"at most {MAX_CLIPS_PER_DIGIT} recordings per digit")
     x = audio.standardize(features, *stats)
@@ -264,15 +280,26 @@ def replay_clips(root, stats, n: int = 600, seed: int = 0) -> tuple[np.ndarray, 
 
 # --- files: a plain dict of tensors and numbers, read back with torch.load(weights_only=True) and validated ---
 
+
 def profile_to_dict(profile: VoiceProfile) -> dict:
     c = profile.config
-    return {"format": "digits-voice-profile", "version": PROFILE_VERSION,
-            "state": {k: v.half() if v.is_floating_point() else v for k, v in profile.state.items()},
-            "templates": torch.from_numpy(np.ascontiguousarray(profile.templates, np.float32)),
-            "labels": torch.from_numpy(np.asarray(profile.labels, np.int64)), "model_id": profile.model_id,
-            "gate": profile.gate,
-            "config": {"steps": c.steps, "lr": c.lr, "replay": c.replay, "template_scale": c.template_scale,
-                       "gated": c.gated, "seed": c.seed}}
+    return {
+        "format": "digits-voice-profile",
+        "version": PROFILE_VERSION,
+        "state": {k: v.half() if v.is_floating_point() else v for k, v in profile.state.items()},
+        "templates": torch.from_numpy(np.ascontiguousarray(profile.templates, np.float32)),
+        "labels": torch.from_numpy(np.asarray(profile.labels, np.int64)),
+        "model_id": profile.model_id,
+        "gate": profile.gate,
+        "config": {
+            "steps": c.steps,
+            "lr": c.lr,
+            "replay": c.replay,
+            "template_scale": c.template_scale,
+            "gated": c.gated,
+            "seed": c.seed,
+        },
+    }
 
 
 def profile_bytes(profile: VoiceProfile) -> bytes:
@@ -287,13 +314,26 @@ def load_profile(data: bytes, model) -> VoiceProfile:
     if not isinstance(data, (bytes, bytearray)):
         raise InvalidProfile("a voice profile is read from the bytes of a file")
     if len(data) > MAX_PROFILE_BYTES:
-        raise InvalidProfile(f"the file is {len(data) / 2**20:.1f} MB; a voice profile is at most {MAX_PROFILE_BYTES // 2**20} MB")
+        raise InvalidProfile(
+            f"the file is {len(data) / 2**20:.1f} MB; a voice profile is at most {MAX_PROFILE_BYTES // 2**20} MB"
+        )
     try:
         raw = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InvalidProfile(f"refused: not a plain voice profile (it may carry code): {str(exc)[:200]}") from exc
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise InvalidProfile(f"not a readable voice profile (truncated or another kind of file): {str(exc)[:200]}") from exc
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        zipfile.BadZipFile,
+        ValueError,
+        KeyError,
+        AttributeError,
+        TypeError,
+    ) as exc:
+        raise InvalidProfile(
+            f"not a readable voice profile (truncated or another kind of file): {str(exc)[:200]}"
+        ) from exc
     return profile_from_dict(raw, model)
 
 
@@ -309,28 +349,55 @@ def profile_from_dict(raw, model) -> VoiceProfile:
     if key != model_id(model):
         raise InvalidProfile("this voice profile was made with another model; teach the current model your voice again")
     templates, labels = raw.get("templates"), raw.get("labels")
-    if (not isinstance(templates, torch.Tensor) or not templates.is_floating_point() or templates.dim() != 3
-            or tuple(templates.shape[1:]) != FRAME_SHAPE or not 1 <= len(templates) <= N_DIGITS * MAX_CLIPS_PER_DIGIT):
-        raise InvalidProfile(f"templates must be (M, {FRAME_SHAPE[0]}, {FRAME_SHAPE[1]}) floats with 1-"
-                             f"{N_DIGITS * MAX_CLIPS_PER_DIGIT} recordings")
-    if (not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or tuple(labels.shape) != (len(templates),)
-            or not bool(((labels >= 0) & (labels < N_DIGITS)).all())):
+    if (
+        not isinstance(templates, torch.Tensor)
+        or not templates.is_floating_point()
+        or templates.dim() != 3
+        or tuple(templates.shape[1:]) != FRAME_SHAPE
+        or not 1 <= len(templates) <= N_DIGITS * MAX_CLIPS_PER_DIGIT
+    ):
+        raise InvalidProfile(
+            f"templates must be (M, {FRAME_SHAPE[0]}, {FRAME_SHAPE[1]}) floats with 1-"
+            f"{N_DIGITS * MAX_CLIPS_PER_DIGIT} recordings"
+        )
+    if (
+        not isinstance(labels, torch.Tensor)
+        or labels.dtype != torch.int64
+        or tuple(labels.shape) != (len(templates),)
+        or not bool(((labels >= 0) & (labels < N_DIGITS)).all())
+    ):
         raise InvalidProfile("labels must be one digit 0-9 per template")
     counts = torch.bincount(labels, minlength=N_DIGITS)
     if bool((counts == 0).any()) or int(counts.max()) > MAX_CLIPS_PER_DIGIT:
         raise InvalidProfile(f"a profile needs 1-{MAX_CLIPS_PER_DIGIT} recordings of every digit")
     state = raw.get("state")
     expected = {k: (tuple(v.shape), v.dtype.is_floating_point) for k, v in base_audio(model).state_dict().items()}
-    if not isinstance(state, dict) or (state and (set(state) != set(expected) or not all(
-            isinstance(v, torch.Tensor) and (tuple(v.shape), v.is_floating_point()) == expected[k] for k, v in state.items()))):
+    if not isinstance(state, dict) or (
+        state
+        and (
+            set(state) != set(expected)
+            or not all(
+                isinstance(v, torch.Tensor) and (tuple(v.shape), v.is_floating_point()) == expected[k]
+                for k, v in state.items()
+            )
+        )
+    ):
         raise InvalidProfile("the profile's weights do not fit this model's audio encoder (wrong names or shapes)")
-    if not torch.isfinite(templates).all() or not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+    if not torch.isfinite(templates).all() or not all(
+        torch.isfinite(v).all() for v in state.values() if v.is_floating_point()
+    ):
         raise InvalidProfile("the profile holds non-finite numbers")
     gate = raw.get("gate")
     if not _number(gate, 0, 10):
         raise InvalidProfile("the profile's gate must be a distance from 0 to 10")
-    return VoiceProfile({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
-                        templates.float().numpy(), labels.numpy(), key, _config(raw.get("config")), float(gate))
+    return VoiceProfile(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+        templates.float().numpy(),
+        labels.numpy(),
+        key,
+        _config(raw.get("config")),
+        float(gate),
+    )
 
 
 def _number(v, lo, hi, integer=False) -> bool:
@@ -341,12 +408,19 @@ def _number(v, lo, hi, integer=False) -> bool:
 def _config(raw) -> AdaptConfig:
     if not isinstance(raw, dict):
         raise InvalidProfile("the profile's settings are missing")
-    ok = (_number(raw.get("steps"), 0, 1000, True) and _number(raw.get("lr"), 0, 1) and _number(raw.get("replay"), 0, 4096, True)
-          and _number(raw.get("template_scale"), 0, 1000) and _number(raw.get("seed"), 0, 2**31 - 1, True)
-          and isinstance(raw.get("gated"), bool))
+    ok = (
+        _number(raw.get("steps"), 0, 1000, True)
+        and _number(raw.get("lr"), 0, 1)
+        and _number(raw.get("replay"), 0, 4096, True)
+        and _number(raw.get("template_scale"), 0, 1000)
+        and _number(raw.get("seed"), 0, 2**31 - 1, True)
+        and isinstance(raw.get("gated"), bool)
+    )
     if not ok:
         raise InvalidProfile("the profile's settings are out of range")
-    return AdaptConfig(raw["steps"], float(raw["lr"]), raw["replay"], float(raw["template_scale"]), raw["gated"], raw["seed"])
+    return AdaptConfig(
+        raw["steps"], float(raw["lr"]), raw["replay"], float(raw["template_scale"]), raw["gated"], raw["seed"]
+    )
 
 
 # --- enrollment: each recording checked before it may teach the model anything ---
@@ -375,14 +449,16 @@ class Enrollment:
 
 
 def enroll(predictor, digit: int, recording) -> Enrollment:
-    """Check one recording ((samples, rate) or file bytes) of digit; raises InvalidInput when it holds no usable word."""
+    """Check one recording ((samples, rate) or file bytes) of digit; InvalidInput when it holds no usable word."""
     from core.limits import MAX_UPLOAD_BYTES as MAX_AUDIO_BYTES
 
     if not isinstance(digit, (int, np.integer)) or not 0 <= digit < N_DIGITS:
         raise InvalidInput(f"digit must be 0-9, not {digit!r}")
     if isinstance(recording, (bytes, bytearray)):
         if len(recording) > MAX_AUDIO_BYTES:
-            raise InvalidInput(f"The audio file is {len(recording) / 2**20:.0f} MB; the limit is {MAX_AUDIO_BYTES // 2**20} MB.")
+            raise InvalidInput(
+                f"The audio file is {len(recording) / 2**20:.0f} MB; the limit is {MAX_AUDIO_BYTES // 2**20} MB."
+            )
         recording = audio.decode(bytes(recording))
     samples, rate = recording
     mono = audio.to_mono_8k(np.asarray(samples), rate)  # raises on silence, corrupt or too short files
@@ -393,16 +469,27 @@ def enroll(predictor, digit: int, recording) -> Enrollment:
         word_energy = float(np.dot(word.astype(np.float64), word))
         rest_power = max(float(np.dot(mono.astype(np.float64), mono)) - word_energy, 0.0) / (len(mono) - len(word))
         if 10 * np.log10((word_energy / len(word) + 1e-12) / (rest_power + 1e-12)) < MIN_WORD_DB:
-            raise InvalidInput("No word stands out from the background noise; move closer to the microphone and say it again.")
+            raise InvalidInput(
+                "No word stands out from the background noise; move closer to the microphone and say it again."
+            )
     if seconds < MIN_WORD_S:
-        raise InvalidInput(f"Only {seconds * 1000:.0f} ms of speech were heard; say the whole word \"{digit}\" again.")
+        raise InvalidInput(f'Only {seconds * 1000:.0f} ms of speech were heard; say the whole word "{digit}" again.')
     result = predictor.predict(audio=(mono, audio.SAMPLE_RATE))
     p = result.probs["audio"]
-    return Enrollment(int(digit), result.features, result.digits["audio"], float(max(p)), float(p[digit]), round(seconds, 3))
+    return Enrollment(
+        int(digit), result.features, result.digits["audio"], float(max(p)), float(p[digit]), round(seconds, 3)
+    )
 
 
-def adapt_enrollments(predictor, enrollments: list[Enrollment], replay=None, on_step=None,
-                      config: AdaptConfig = AdaptConfig()) -> VoiceProfile:
+def adapt_enrollments(
+    predictor, enrollments: list[Enrollment], replay=None, on_step=None, config: AdaptConfig = AdaptConfig()
+) -> VoiceProfile:
     """A VoiceProfile from checked recordings, at least one of each digit."""
-    return adapt(predictor, np.stack([e.features for e in enrollments]), [e.digit for e in enrollments], config,
-                 replay=replay, on_step=on_step)
+    return adapt(
+        predictor,
+        np.stack([e.features for e in enrollments]),
+        [e.digit for e in enrollments],
+        config,
+        replay=replay,
+        on_step=on_step,
+    )

@@ -1,5 +1,6 @@
 """AppTest of the Draw page's "Teach it your voice": an adapted audio card beside the unadapted answer, reset, and a
 profile made with another model left unused."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,14 +22,19 @@ def env(monkeypatch, tmp_path, tiny_weights, data_root):
 
 
 def _recordings(data_root, take: int) -> list[tuple[np.ndarray, int]]:
-    return [sf.read(str(data_root / "fsdd" / "recordings" / f"{d}_{SPEAKER}_{take}.wav"), dtype="float32") for d in range(10)]
+    return [
+        sf.read(str(data_root / "fsdd" / "recordings" / f"{d}_{SPEAKER}_{take}.wav"), dtype="float32")
+        for d in range(10)
+    ]
 
 
 def _profile(predictor: Predictor, data_root):
     from core.predict import prepare_audio
 
     features = np.stack([prepare_audio(r)[1] for r in _recordings(data_root, 7)])
-    return adapt(predictor, features, list(range(10)), AdaptConfig(steps=0))  # templates only: quick, and a real profile
+    return adapt(
+        predictor, features, list(range(10)), AdaptConfig(steps=0)
+    )  # templates only: quick, and a real profile
 
 
 def _audio_card(at) -> str:

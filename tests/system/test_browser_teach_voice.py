@@ -1,4 +1,5 @@
 """Real browser: teach the app a voice through the fake microphone, ten digits, adapt, and see the adapted card."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,23 @@ SPEAKER, TAKE, PROBE = "lucas", 3, ("5", 4)  # enrolled takes, and the take spok
 
 def _clip(data_root: Path, digit: int | str, take: int, out: Path) -> float:
     """An FSDD clip at 16 kHz with silence around it, written to out (the fake microphone's file); its duration."""
-    subprocess.run(["sox", str(data_root / "fsdd" / "recordings" / f"{digit}_{SPEAKER}_{take}.wav"), "-r", "16000",
-                    "-b", "16", "-c", "1", str(out), "pad", "0.5", "0.7"], check=True)
+    subprocess.run(
+        [
+            "sox",
+            str(data_root / "fsdd" / "recordings" / f"{digit}_{SPEAKER}_{take}.wav"),
+            "-r",
+            "16000",
+            "-b",
+            "16",
+            "-c",
+            "1",
+            str(out),
+            "pad",
+            "0.5",
+            "0.7",
+        ],
+        check=True,
+    )
     return sf.info(out).duration
 
 
@@ -36,15 +52,27 @@ def test_teach_it_your_voice_in_a_real_browser(data_root, tmp_path):
         pytest.fail("the browser test needs /usr/bin/chromium and sox (scripts/setup --dev installs them)")
     mic = tmp_path / "mic.wav"
     _clip(data_root, 0, TAKE, mic)
-    env = {"DIGITS_WEIGHTS": str(paths.DEFAULT_WEIGHTS), "DIGITS_DATA_DIR": str(data_root),
-           "DIGITS_RUNS_DIR": str(tmp_path / "runs")}
+    env = {
+        "DIGITS_WEIGHTS": str(paths.DEFAULT_WEIGHTS),
+        "DIGITS_DATA_DIR": str(data_root),
+        "DIGITS_RUNS_DIR": str(tmp_path / "runs"),
+    }
     with streamlit_server(env) as url, sync_playwright() as p:
         # Chromium reads the fake microphone's file afresh each time a recording opens the device, so one file,
         # rewritten with the next digit before each recording, feeds all ten.
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={mic}%noloop", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={mic}%noloop",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"]).new_page()
             page.goto(url, timeout=120_000)

@@ -1,4 +1,5 @@
-"""Teach it your voice (core.model.adapt): adaptation helps a speaker the model never heard; profiles round-trip and bad ones are refused."""
+"""Teach it your voice (core.model.adapt): adapting helps an unheard speaker; profiles round-trip, bad ones are refused."""
+
 from __future__ import annotations
 
 import io
@@ -9,10 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from core.features import audio
-from core.model.adapt import (MAX_PROFILE_BYTES, AdaptConfig, InvalidProfile, adapt, adapted_logits, enroll, load_profile,
-                        profile_bytes, profile_to_dict)
 from core.errors import InvalidInput
+from core.features import audio
+from core.model.adapt import (
+    MAX_PROFILE_BYTES,
+    AdaptConfig,
+    InvalidProfile,
+    adapt,
+    adapted_logits,
+    enroll,
+    load_profile,
+    profile_bytes,
+    profile_to_dict,
+)
 
 HELD_OUT = "jackson"
 
@@ -23,12 +33,15 @@ def held_out_fold(data_root, tmp_path_factory):
     with the held-out speaker's raw features and digits, and replayable training clips."""
     from core.model.checkpoint import save
     from core.training.dataset import load_run_data
-    from core.training.loso import loso_config
     from core.training.loop import build_config, train_model
+    from core.training.loso import loso_config
 
     base = build_config("fused")
-    config = loso_config(replace(base, features=replace(base.features, augment_views=0, synthetic_voices=False, raised_voices=0)),
-                         HELD_OUT, epochs=2)
+    config = loso_config(
+        replace(base, features=replace(base.features, augment_views=0, synthetic_voices=False, raised_voices=0)),
+        HELD_OUT,
+        epochs=2,
+    )
     data = load_run_data(config, data_root)
     model, _ = train_model(config, data)
     path = save(tmp_path_factory.mktemp("fold") / "fold.pt", model, config, data.feature_mean, data.feature_std)
@@ -100,11 +113,15 @@ def test_a_profile_round_trips_through_download_and_upload(predictor, held_out_f
     data = profile_bytes(prof)
     assert len(data) < MAX_PROFILE_BYTES
     back = load_profile(data, predictor.model)
-    assert back.labels.tolist() == prof.labels.tolist() and back.model_id == prof.model_id and back.config == prof.config
+    assert (
+        back.labels.tolist() == prof.labels.tolist() and back.model_id == prof.model_id and back.config == prof.config
+    )
     assert back.gate == prof.gate > 0
     x = audio.standardize(raw[:40], *_stats(predictor))
     # Weights travel as float16: the same answers, logits equal to float16 precision.
-    np.testing.assert_allclose(adapted_logits(back, predictor.model, x), adapted_logits(prof, predictor.model, x), atol=0.05)
+    np.testing.assert_allclose(
+        adapted_logits(back, predictor.model, x), adapted_logits(prof, predictor.model, x), atol=0.05
+    )
 
 
 def _saved(d: dict) -> bytes:
@@ -179,7 +196,7 @@ def test_enrollment_refuses_silence_noise_and_a_cut_word(predictor):
 
 
 def test_enrollment_asks_to_confirm_a_clearly_other_digit(data_root):
-    """With the shipped model: a clip it reads confidently, enrolled as another digit, is flagged; as itself, it is not."""
+    """Shipped model: a clip it reads confidently, enrolled as another digit, is flagged; as itself, it is not."""
     import soundfile as sf
 
     from core.predict import Predictor
