@@ -137,7 +137,7 @@ def _recorded(store: dict, d: int, rec: dict) -> None:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _replay(root: str, weights: str, mtime: float, _predictor):
-    """Training clips replayed while fine-tuning (core.model.adapt.replay_clips), per dataset and weights; None without FSDD."""
+    """Training clips replayed while fine-tuning, per dataset and weights file; None without FSDD."""
     from core.model.adapt import replay_clips
 
     try:

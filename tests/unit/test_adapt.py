@@ -1,4 +1,4 @@
-"""Teach it your voice (core.model.adapt): adapting helps an unheard speaker; profiles round-trip, bad ones are refused."""
+"""Teach it your voice (core.model.adapt): adapting helps an unheard speaker; profiles round-trip, bad ones refused."""
 
 from __future__ import annotations
 
