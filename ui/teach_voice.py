@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import streamlit as st
 
 from core.errors import DataNotFound, DigitsError
@@ -246,3 +247,55 @@ def _upload() -> None:
     st.session_state.teach_loaded = file.file_id
     st.session_state[PROFILE] = profile
     st.rerun()
+
+
+def explore_section() -> None:
+    """Explore page: the session's recordings among the test clips in the audio embedding, before and after adapting."""
+    profile = st.session_state.get(PROFILE)
+    if profile is None:
+        return
+    with st.expander("Your voice in the audio embedding", expanded=True):
+        predictor = state.predictor(show_errors=False)
+        if predictor is None or profile.model_id != predictor.model_id:
+            st.info("Your voice profile was made with another model than the active one.")
+            return
+        views = _voice_views(profile, predictor, str(state.data_root()))
+        if views is None:
+            st.info("The FSDD test clips are needed to place your recordings among them.")
+            return
+        (test_digits, coords) = views
+        st.caption(
+            "PCA of the audio encoder's embedding of the 300 FSDD test clips (small points) and of your "
+            "recordings (large, labelled), with the shipped encoder and with the one adapted to your voice."
+        )
+        from ui import charts
+
+        cols = st.columns(2)
+        for col, when in zip(cols, ("before", "after"), strict=True):
+            title = "Shipped encoder" if when == "before" else "Adapted to your voice"
+            col.plotly_chart(
+                charts.voice_in_embedding(coords[when], test_digits, profile.labels, title),
+                key=f"voice_embedding_{when}",
+            )
+
+
+@st.cache_data(max_entries=4, show_spinner="Placing your recordings…")
+def _cached_views(_profile, profile_key: int, _predictor, weights: str, root: str):
+    from core.data.fsdd import OFFICIAL_TEST_TAKES
+    from core.features import audio
+    from core.features.banks import load_fsdd_bank
+    from core.model.adapt import voice_in_embedding
+
+    try:
+        bank = load_fsdd_bank(root, 0)
+    except (DataNotFound, OSError):
+        return None
+    test = np.isin(bank.takes, list(OFFICIAL_TEST_TAKES))
+    p = _predictor
+    x = audio.standardize(bank.clean[test], p.mean, p.std, p.config.features.utterance_norm)
+    return bank.digits[test], voice_in_embedding(_profile, p.model, x)
+
+
+def _voice_views(profile, predictor, root: str):
+    # Keyed by the profile object's identity (one per adaptation or upload) and the weights file.
+    return _cached_views(profile, id(profile), predictor, predictor.source, root)

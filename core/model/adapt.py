@@ -268,6 +268,22 @@ def embed_and_score(model, x: np.ndarray, profile: VoiceProfile | None = None) -
     return emb.float().numpy(), net.head(emb).float().numpy()
 
 
+def voice_in_embedding(profile: VoiceProfile, model, test_x: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """2D PCA of the audio embedding, before and after adapting: {"before"|"after": {"test": (N, 2), "yours": (M, 2)}}.
+
+    Each view is fitted on the test clips' embeddings under that encoder, and the profile's recordings are placed in it.
+    """
+    from sklearn.decomposition import PCA
+
+    out = {}
+    for when, prof in (("before", None), ("after", profile)):
+        test, _ = embed_and_score(model, test_x, prof)
+        yours, _ = embed_and_score(model, profile.templates, prof)
+        pca = PCA(n_components=2, random_state=0).fit(test)
+        out[when] = {"test": pca.transform(test).astype(np.float32), "yours": pca.transform(yours).astype(np.float32)}
+    return out
+
+
 def replay_clips(root, stats, n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n FSDD clips (takes 10-49, never the official test takes), standardised with stats, and their digits."""
     from core.features.banks import load_fsdd_bank

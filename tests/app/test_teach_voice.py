@@ -67,3 +67,13 @@ def test_a_profile_of_another_model_is_not_used(env, tiny_weights, data_root):
     assert any("made with another model" in w.value for w in at.warning)
     assert _audio_card(at) == str(Predictor.load(tiny_weights).predict(audio=clip).digits["audio"])
     assert not any("Unadapted:" in c.value for c in at.caption)
+
+
+def test_explore_shows_your_recordings_in_the_audio_embedding(env, tiny_weights, data_root):
+    predictor = Predictor.load(tiny_weights)
+    profile = _profile(predictor, data_root)
+    plain = app_after_run("pages/embeddings.py", emb_method="pca", emb_n=100)
+    at = app_after_run("pages/embeddings.py", voice_profile=profile, emb_method="pca", emb_n=100)
+    assert "Your voice in the audio embedding" in [e.label for e in at.expander]
+    assert "Your voice in the audio embedding" not in [e.label for e in plain.expander]
+    assert len(at.get("plotly_chart")) == len(plain.get("plotly_chart")) + 2  # before and after

@@ -208,3 +208,14 @@ def test_enrollment_asks_to_confirm_a_clearly_other_digit(data_root):
     assert enroll(shipped, 3, recording).other_digit
     right = enroll(shipped, 7, recording)
     assert not right.other_digit and right.heard == 7
+
+
+def test_your_recordings_in_the_embedding_before_and_after(predictor, held_out_fold, profile):
+    from core.model.adapt import voice_in_embedding
+
+    _, raw, _, _ = held_out_fold
+    prof, _ = profile
+    views = voice_in_embedding(prof, predictor.model, audio.standardize(raw[:60], *_stats(predictor)))
+    for when in ("before", "after"):
+        assert views[when]["test"].shape == (60, 2) and views[when]["yours"].shape == (10, 2)
+    assert not np.allclose(views["before"]["yours"], views["after"]["yours"])  # the fine-tuned encoder moved them
