@@ -112,10 +112,16 @@ def _recorder(store: dict) -> None:
         st.error(f"This recording of “{d}” cannot be used: {exc}")
         return
     store["recordings"][d] = {"bytes": data, "enrollment": enrollment, "confirmed": False}
-    missing = [x for x in DIGITS if x not in store["recordings"]]
-    if missing and not enrollment.other_digit:
-        store["digit"] = next((x for x in missing if x > d), missing[0])  # on to the next digit to say
+    if not enrollment.other_digit:
+        _advance(store, d)
     st.rerun()
+
+
+def _advance(store: dict, d: int) -> None:
+    """On to the next digit still to say, if any."""
+    missing = [x for x in DIGITS if x not in store["recordings"]]
+    if missing:
+        store["digit"] = next((x for x in missing if x > d), missing[0])
 
 
 def _recorded(store: dict, d: int, rec: dict) -> None:
@@ -129,6 +135,7 @@ def _recorded(store: dict, d: int, rec: dict) -> None:
         )
         if st.button(f"Yes, I said “{d}”", key=f"teach_confirm_{d}"):
             rec["confirmed"] = True
+            _advance(store, d)
             st.rerun()
     if st.button(f"Record “{d}” again", key=f"teach_again_{d}"):
         del store["recordings"][d]

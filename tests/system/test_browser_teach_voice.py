@@ -82,7 +82,7 @@ def test_teach_it_your_voice_in_a_real_browser(data_root, tmp_path):
                 seconds = _clip(data_root, digit, TAKE, mic)
                 prompt = page.get_by_text(f"Say “{digit}”", exact=True)
                 if not prompt.is_visible():  # the page moves on to the next digit by itself; otherwise pick it
-                    page.get_by_text(str(digit), exact=True).click()
+                    page.get_by_role("radio", name=str(digit), exact=True).click()
                     prompt.wait_for(timeout=60_000)
                 widget = page.locator('[data-testid="stAudioInput"]').nth(1)  # the page's own microphone is first
                 _record(page, widget, seconds)
