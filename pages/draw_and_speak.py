@@ -9,7 +9,7 @@ import ui
 from core.errors import InvalidInput
 from core.features.image import INK_THRESHOLD
 from core.features.microphone import record, unavailable_reason
-from ui import cards, charts, examples, profile, state
+from ui import cards, charts, examples, profile, state, teach_voice
 
 UPLOADS = ("picture", "mic", "audio_file")
 
@@ -116,7 +116,7 @@ def predict(image_in, audio_in):
         image_in, audio_in = (None, audio_in) if unread[0] == "image" else (image_in, None)
     profile.mark("predict start")
     try:
-        result = predictor.predict(image=image_in, audio=audio_in)
+        result = predictor.predict(image=image_in, audio=audio_in, profile=teach_voice.active_profile(predictor))
     except InvalidInput as exc:
         st.error(f"Cannot read this input: {exc}")
         return None
@@ -142,3 +142,4 @@ ui.page_setup()
 st.title("Draw a digit, say it")
 st.caption("Two CNNs read your drawing and your voice; a third head fuses them. Either input alone works too.")
 draw_say_predict()
+teach_voice.section()

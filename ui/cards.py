@@ -39,6 +39,9 @@ def render(result, image_given: bool, audio_given: bool) -> None:
         card.metric(f"{head.capitalize()} prediction", f"{first} or {second}" if unsure else first,
                     f"{p1:.0%} / {p2:.0%}, unsure" if unsure else f"{p1:.0%} sure",
                     delta_color="off", delta_arrow="off", border=True)
+        if head in result.unadapted:  # a voice profile is active: what the shipped model would have said
+            digit, p = result.unadapted_top(head)
+            card.caption(f"Adapted to your voice. Unadapted: **{digit}** ({p:.0%} sure).")
         profile.mark(f"{head} card")
         bars.html(probability_bars(result.probs[head], head))
 

@@ -112,3 +112,19 @@ def reliability(bins: dict, head: str, where: str = "test split") -> go.Figure:
     fig.update_layout(title=f"Reliability, {head} head ({where})", height=320, xaxis=dict(title="confidence (%)", range=[0, 101]),
                       yaxis=dict(title="accuracy (%)", range=[0, 101]), legend=dict(orientation="h", y=-0.3), **SMALL)
     return fig
+
+
+def voice_in_embedding(coords: dict, test_digits: np.ndarray, your_digits: np.ndarray, title: str) -> go.Figure:
+    """Test clips as small points coloured by digit, the user's recordings as large labelled markers."""
+    colours = px.colors.qualitative.T10  # the embedding scatter's digit colours
+    fig = go.Figure()
+    for d in range(10):
+        m = test_digits == d
+        fig.add_trace(go.Scatter(x=coords["test"][m, 0], y=coords["test"][m, 1], mode="markers", name=str(d),
+                                 marker={"size": 5, "opacity": 0.45, "color": colours[d]}, legendgroup=str(d)))
+    fig.add_trace(go.Scatter(x=coords["yours"][:, 0], y=coords["yours"][:, 1], mode="markers+text", name="yours",
+                             text=[str(int(d)) for d in your_digits], textposition="top center",
+                             marker={"size": 13, "symbol": "star", "color": [colours[int(d)] for d in your_digits],
+                                     "line": {"width": 1.5, "color": "black"}}))
+    fig.update_layout(title=title, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
