@@ -65,6 +65,7 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
     root = str(state.data_root())
     emb = embedding(*weights, root, split, encoder, n)
     groups = clusters(*weights, root, split, encoder, n, k)
+    shown = f"PCA in {dims}D of {len(emb.meta):,} {encoder} embeddings ({split} split)"
     if method == "pca":
         xy = pca(*weights, root, split, encoder, n, dims)
     else:
@@ -80,7 +81,9 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
             st.plotly_chart(figure(frame(emb, layout, groups), colour, dims), key="scatter_preview")
 
         xy = projection_queue.result_or_place(request, emb.vectors, _describe, preview)
+        shown = _describe(request, len(emb.meta))
     if xy is not None:
+        st.caption(shown)
         _plot(weights, root, split, encoder, n, k, colour, emb, groups, xy)
     st.subheader("Cluster quality per embedding")
     q = quality(*weights, root, split, n, k)
