@@ -26,13 +26,16 @@ NEW_PLOT = """([before, text]) => {
   for (const c of live) {
     const gd = c.querySelector('.js-plotly-plot');
     if (!gd || !gd.data || !gd.data.length || !c.querySelector('.main-svg')) continue;
-    const key = JSON.stringify(Array.from(gd.data[0].x || []).slice(0, 5));
+    const x = gd.data[0].x || [];  // plotly.py 6 sends numpy arrays base64-encoded: {dtype, bdata}
+    const key = x.bdata ? x.bdata.slice(0, 80) : JSON.stringify(Array.from(x).slice(0, 5));
     if (key !== before && key !== '[]') return key;
   }
   return null;
 }"""
 CURRENT = """() => { const gd = [...document.querySelectorAll('.js-plotly-plot')].pop();
-  return gd && gd.data && gd.data.length ? JSON.stringify(Array.from(gd.data[0].x || []).slice(0, 5)) : ''; }"""
+  if (!gd || !gd.data || !gd.data.length) return '';
+  const x = gd.data[0].x || [];
+  return x.bdata ? x.bdata.slice(0, 80) : JSON.stringify(Array.from(x).slice(0, 5)); }"""
 
 
 def describe(perplexity: float, n: int) -> str:
