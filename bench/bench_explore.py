@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.bench_projection import cpu, load  # noqa: E402
-from core import paths  # noqa: E402
-from tests.conftest import streamlit_server  # noqa: E402
+from bench.bench_projection import cpu, load
+from core import paths
+from tests.helpers import streamlit_server
 
 CHROMIUM = "/usr/bin/chromium"
 HANG_GUARD_MS = 900_000  # a 10,000-point t-SNE on a busy 2-core machine; a guard, not a target

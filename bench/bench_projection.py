@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from core import embeddings, paths  # noqa: E402
-from core.device import thread_count  # noqa: E402
+from core import paths
+from core.analysis import embeddings
+from core.model.device import thread_count
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -113,17 +112,18 @@ def quality(hi_nn: np.ndarray, labels: np.ndarray, y: np.ndarray, k: int = 10) -
 def first_use(x: np.ndarray, name: str, numba_cache: str | None = None, disk_cache: bool = True) -> float:
     """Seconds of the first projection in a fresh process: lazy imports and numba compilation included.
 
-    numba_cache: the directory of UMAP's compiled kernels (core.umap_cache); disk_cache=False: without that cache,
+    numba_cache: the directory of UMAP's compiled kernels (core.analysis.umap_cache); disk_cache=False: without that cache,
     as every process compiled them before."""
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/x.npy", x)
-        code = (f"import sys, time, numpy as np; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'bench')!r}]\n"
-                "import bench_projection\n"
-                + ("" if disk_cache else "import core.umap_cache; core.umap_cache.enable = lambda: 0\n") +
+        code = ("import time, numpy as np\n"
+                "from bench import bench_projection\n"
+                + ("" if disk_cache else "import core.analysis.umap_cache as c; c.enable = lambda: 0\n") +
                 f"x = np.load({tmp + '/x.npy'!r}); start = time.perf_counter(); bench_projection.RUNNERS[{name!r}](x)\n"
                 "print(time.perf_counter() - start)")
         env = {**os.environ, **({"NUMBA_CACHE_DIR": numba_cache} if numba_cache else {})}
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                             env=env)
     return float(run.stdout.split()[-1])
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import datastatus
-from core.leaderboard import entries
+from core.data import status as datastatus
+from core.runs.leaderboard import entries
 from ui import state
 
 COMPACT = ["entry", "seed F1 (final)", "F1 fused", "status"]

@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from core import embeddings as E
-from core import projections as P
+from core.analysis import embeddings as E
+from core.analysis import projections as P
 
 HANG_GUARD_S = 120  # waits end here only if the queue is broken; no assertion is about time
 

@@ -1,4 +1,4 @@
-"""core.projector_export and the CSV of coordinates: files parse back, shapes and labels match, the sprite's grid."""
+"""core.analysis.projector_export and the CSV of coordinates: files parse back, shapes and labels match, the sprite's grid."""
 from __future__ import annotations
 
 import io
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import embeddings as E
-from core import projector_export as X
+from core.analysis import embeddings as E
+from core.analysis import projector_export as X
 
 REPO = E.__file__.rsplit("/core/", 1)[0]
 
