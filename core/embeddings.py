@@ -6,8 +6,18 @@ import sys
 import time
 
 from core import paths
-from core.analysis.embeddings import (ENCODERS, MAX_POINTS, METHODS, cluster_quality, compute, coordinates_table, kmeans,
-                                      load_split, project, projector_files)
+from core.analysis.embeddings import (
+    ENCODERS,
+    MAX_POINTS,
+    METHODS,
+    cluster_quality,
+    compute,
+    coordinates_table,
+    kmeans,
+    load_split,
+    project,
+    projector_files,
+)
 from core.analysis.projector_export import write_projector
 from core.errors import DigitsError
 from core.io import atomic_write

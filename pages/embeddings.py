@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui
 from core.analysis.embeddings import ENCODERS, MAX_POINTS
 from core.errors import CheckpointError, DataNotFound, DigitsError
 from core.runs.listing import list_runs
-import ui
 from ui import embed_view, tables
 
 ui.page_setup()

@@ -3,7 +3,7 @@ or the progress, and a Cancel button."""
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st

@@ -34,8 +34,8 @@ def enable() -> int:
 
     with _lock:
         if not config.CACHE_DIR:
-            directory = cache_dir()
             try:
+                directory = cache_dir()
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 log.warning("UMAP's compiled kernels are not cached (%s); each process compiles them again", exc)
@@ -47,6 +47,7 @@ def enable() -> int:
                 continue
             module = importlib.import_module(name)
             for value in vars(module).values():
+                # numba offers no public "is it cached" query; a NullCache is what cache=False leaves.
                 if isinstance(value, Dispatcher) and isinstance(value._cache, NullCache):
                     value.enable_caching()
                     count += 1

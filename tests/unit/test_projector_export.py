@@ -1,4 +1,4 @@
-"""core.analysis.projector_export and the CSV of coordinates: files parse back, shapes and labels match, the sprite's grid."""
+"""core.analysis.projector_export and the coordinates CSV: files parse back, shapes and labels match, the sprite."""
 from __future__ import annotations
 
 import io
@@ -32,7 +32,8 @@ def test_an_export_reads_back_with_its_vectors_labels_and_sprite(tmp_path):
     back = X.read_projector(tmp_path)
     np.testing.assert_allclose(back.vectors, vectors, rtol=1e-5)
     assert list(back.meta.columns) == ["digit", "speaker", "clip"]
-    assert back.meta["digit"].astype(int).tolist() == meta["digit"].tolist() and back.meta["clip"].tolist() == meta["clip"].tolist()
+    assert back.meta["digit"].astype(int).tolist() == meta["digit"].tolist()
+    assert back.meta["clip"].tolist() == meta["clip"].tolist()
     assert back.config["tensor_name"] == "image embedding" and back.config["tensor_shape"] == [7, 5]
     assert back.config["single_image_dim"] == [28, 28] and back.sprite.shape == (3 * 28, 3 * 28)  # 7 images: 3x3 grid
     for i in range(7):  # row by row, each image in its cell; the cells past the last image stay black
