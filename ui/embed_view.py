@@ -77,8 +77,13 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
             """PCA until the queue publishes a layout (t-SNE does every few iterations), then the latest one."""
             if layout is None:
                 st.caption(f"PCA of the same points, drawn at once; the {name} replaces it when it is done.")
-                layout = pca(*weights, root, split, encoder, n, dims)
-            st.plotly_chart(figure(frame(emb, layout, groups), colour, dims), key="scatter_preview")
+            # The page polls every second and a new layout comes every few: build each figure once per visitor.
+            key = (request, colour, k, None if layout is None else layout[:64].tobytes())
+            kept = st.session_state.get("emb_preview")
+            if kept is None or kept[0] != key:
+                xy = layout if layout is not None else pca(*weights, root, split, encoder, n, dims)
+                kept = st.session_state["emb_preview"] = (key, figure(frame(emb, xy, groups), colour, dims))
+            st.plotly_chart(kept[1], key="scatter_preview")
 
         xy = projection_queue.result_or_place(request, emb.vectors, _describe, preview)
         shown = _describe(request, len(emb.meta))
