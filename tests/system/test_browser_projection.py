@@ -43,7 +43,8 @@ def test_the_page_polls_until_its_projection_is_drawn_and_shares_it(server):
             assert first.get_by_text("in line").count() == 0 and first.locator(PLOT).count() == 1
             second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             second.goto(f"{server}/embeddings", timeout=120_000)
-            second.get_by_role("button", name=DONE).wait_for(timeout=120_000)  # another session: the kept result, no new job
+            # Another session: the kept result, no new job.
+            second.get_by_role("button", name=DONE).wait_for(timeout=120_000)
             assert second.get_by_text("t-SNE: iteration").count() == 0
             assert second.locator(PLOT).count() == 1
         finally:
