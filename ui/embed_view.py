@@ -54,12 +54,6 @@ def quality(weights: str, mtime: float, root: str, split: str, n: int, k: int) -
     return pd.DataFrame(rows).T
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def _projector_zip(weights: str, mtime: float, root: str, split: str, encoder: str, n: int, k: int) -> bytes:
-    e = embedding(weights, mtime, root, split, encoder, n)
-    return projector_export.projector_zip(E.projector_files(e, clusters(weights, mtime, root, split, encoder, n, k)))
-
-
 def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: str, dims: int, params: dict, k: int,
          colour: str) -> None:
     root = str(state.data_root())
@@ -89,7 +83,7 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
         shown = _describe(request, len(emb.meta))
     if xy is not None:
         st.caption(shown)
-        _plot(weights, root, split, encoder, n, k, colour, emb, groups, xy)
+        _plot(split, encoder, colour, emb, groups, xy, root)
     st.subheader("Cluster quality per embedding")
     q = quality(*weights, root, split, n, k)
     st.dataframe(q.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}", "silhouette": "{:.3f}", "points": "{:.0f}"}))
@@ -113,13 +107,13 @@ def figure(df: pd.DataFrame, colour: str, dims: int):
     return charts.embedding_scatter(df, colour, dims)
 
 
-def _plot(weights: tuple[str, float], root: str, split: str, encoder: str, n: int, k: int, colour: str,
-          emb: E.Embedding, groups: np.ndarray, xy: np.ndarray) -> None:
+def _plot(split: str, encoder: str, colour: str, emb: E.Embedding, groups: np.ndarray, xy: np.ndarray,
+          root: str) -> None:
     df = frame(emb, xy, groups)
     dims = xy.shape[1]
     event = st.plotly_chart(figure(df, colour, dims), key=f"scatter_{dims}", on_select="rerun",
                             selection_mode="points")
-    _downloads(weights, root, split, encoder, n, k, df)
+    _downloads(split, encoder, emb, groups, df)
     picked = [p.get("customdata", [None])[0] for p in (event.selection.points if event else [])]
     key = f"emb_point_{split}_{encoder}_{len(df)}"
     if picked and picked[0] is not None and picked != st.session_state.get("emb_last_pick"):
@@ -128,9 +122,9 @@ def _plot(weights: tuple[str, float], root: str, split: str, encoder: str, n: in
     _selected(df, emb, root, key)
 
 
-def _downloads(weights: tuple[str, float], root: str, split: str, encoder: str, n: int, k: int,
-               df: pd.DataFrame) -> None:
-    """The plotted coordinates as CSV, and the raw embedding for TensorBoard's Projector (built when clicked)."""
+def _downloads(split: str, encoder: str, emb: E.Embedding, groups: np.ndarray, df: pd.DataFrame) -> None:
+    """The plotted coordinates as CSV, and the raw embedding for TensorBoard's Projector (built when clicked, in
+    Streamlit's download thread: from these arrays, with no Streamlit call)."""
     cols = st.columns(2)
     stem = f"{encoder}_{split}_{len(df)}"
     cols[0].download_button("Download coordinates (CSV)", df.drop(columns="row").to_csv(index=False).encode(),
@@ -138,7 +132,7 @@ def _downloads(weights: tuple[str, float], root: str, split: str, encoder: str, 
                             key="emb_csv", help="One row per point: digit, prediction, speaker, clip, k-means "
                             "cluster and the projected x, y (z).")
     cols[1].download_button("Export for TensorBoard Projector (zip)",
-                            lambda: _projector_zip(*weights, root, split, encoder, n, k),
+                            lambda: projector_export.projector_zip(E.projector_files(emb, groups)),
                             file_name=f"{stem}_projector.zip", mime="application/zip", on_click="ignore",
                             key="emb_projector", help="tensors.tsv, metadata.tsv, projector_config.pbtxt and, for "
                             "image and fused embeddings, a sprite of the digits: load them at "
