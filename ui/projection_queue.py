@@ -33,7 +33,8 @@ def result_or_place(request: P.Request, vectors: np.ndarray, describe: Describe,
     preview() drawing the layout so far, until they are."""
     session = session_id()
     if st.session_state.get("emb_cancelled") == request:
-        st.info(f"Cancelled: {describe(request, len(vectors))}. Change a setting and press Apply to ask for another projection.")
+        st.info(f"Cancelled: {describe(request, len(vectors))}. Change a setting and press Apply to ask for another "
+                "projection.")
         if st.button("Project again", key="emb_again"):
             del st.session_state["emb_cancelled"]
             st.rerun()
