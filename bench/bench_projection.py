@@ -109,8 +109,10 @@ def quality(hi_nn: np.ndarray, labels: np.ndarray, y: np.ndarray, k: int = 10) -
     return float(kept), float(np.mean(votes == labels))
 
 
-def first_use(x: np.ndarray, name: str, numba_cache: str | None = None, disk_cache: bool = True) -> float:
-    """Seconds of the first projection in a fresh process: lazy imports and numba compilation included.
+def first_use(x: np.ndarray, name: str, numba_cache: str | None = None, disk_cache: bool = True,
+              cpu_too: bool = False) -> float | tuple[float, float]:
+    """Seconds of the first projection in a fresh process: lazy imports and numba compilation included (and, with
+    cpu_too, the CPU seconds the process spent on it).
 
     numba_cache: the directory of UMAP's compiled kernels (core.analysis.umap_cache); disk_cache=False: without that cache,
     as every process compiled them before."""
@@ -119,12 +121,14 @@ def first_use(x: np.ndarray, name: str, numba_cache: str | None = None, disk_cac
         code = ("import time, numpy as np\n"
                 "from bench import bench_projection\n"
                 + ("" if disk_cache else "import core.analysis.umap_cache as c; c.enable = lambda: 0\n") +
-                f"x = np.load({tmp + '/x.npy'!r}); start = time.perf_counter(); bench_projection.RUNNERS[{name!r}](x)\n"
-                "print(time.perf_counter() - start)")
+                f"x = np.load({tmp + '/x.npy'!r}); start, cpu = time.perf_counter(), time.process_time()\n"
+                f"bench_projection.RUNNERS[{name!r}](x)\n"
+                "print(time.perf_counter() - start, time.process_time() - cpu)")
         env = {**os.environ, **({"NUMBA_CACHE_DIR": numba_cache} if numba_cache else {})}
         run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                              env=env)
-    return float(run.stdout.split()[-1])
+    wall, cpu = (float(v) for v in run.stdout.split()[-2:])
+    return (wall, cpu) if cpu_too else wall
 
 
 def umap_first_use(x: np.ndarray) -> None:
@@ -132,7 +136,8 @@ def umap_first_use(x: np.ndarray) -> None:
     with tempfile.TemporaryDirectory() as cache:
         for label, disk in (("no disk cache (each process compiles)", False), ("disk cache empty (first ever)", True),
                             ("disk cache filled (every later process)", True)):
-            print(f"  first UMAP in a fresh process, {label}: {first_use(x, 'UMAP', cache, disk):.1f} s  ({load()})",
+            wall, cpu_seconds = first_use(x, "UMAP", cache, disk, cpu_too=True)
+            print(f"  first UMAP in a fresh process, {label}: {wall:.1f} s, CPU {cpu_seconds:.1f} s  ({load()})",
                   flush=True)
 
 
