@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
 from core import paths
 from core.analysis import embeddings
 from core.model.device import thread_count
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -114,8 +115,8 @@ def first_use(x: np.ndarray, name: str, numba_cache: str | None = None, disk_cac
     """Seconds of the first projection in a fresh process: lazy imports and numba compilation included (and, with
     cpu_too, the CPU seconds the process spent on it).
 
-    numba_cache: the directory of UMAP's compiled kernels (core.analysis.umap_cache); disk_cache=False: without that cache,
-    as every process compiled them before."""
+    numba_cache: the directory of UMAP's compiled kernels (core.analysis.umap_cache); disk_cache=False: without
+    that cache, as every process compiled them before."""
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/x.npy", x)
         code = ("import time, numpy as np\n"
@@ -186,8 +187,8 @@ def main() -> None:
         seconds[name], cpu_seconds[name], y = cpu_timed(RUNNERS[name], x)
         kl = f"KL {kl_divergence(ref, y):.3f}  " if "SNE" in name else ""
         kept, acc = quality(hi_nn, labels, y)
-        print(f"{name:>10}: {seconds[name]:6.1f} s, CPU {cpu_seconds[name]:6.1f} s  ({load()})  {kl}kNN kept {kept:.3f}  "
-              f"10-NN acc {acc:.4f}", flush=True)
+        print(f"{name:>10}: {seconds[name]:6.1f} s, CPU {cpu_seconds[name]:6.1f} s  ({load()})  {kl}"
+              f"kNN kept {kept:.3f}  10-NN acc {acc:.4f}", flush=True)
     for name in ("t-SNE", "t-SNE 2 threads"):
         if name in seconds and "openTSNE" in seconds:
             print(f"{name} against openTSNE's defaults: {seconds['openTSNE'] / seconds[name]:.2f}x faster in wall "
