@@ -125,7 +125,9 @@ def first_use(x: np.ndarray, name: str, numba_cache: str | None = None, disk_cac
                 f"x = np.load({tmp + '/x.npy'!r}); start, cpu = time.perf_counter(), time.process_time()\n"
                 f"bench_projection.RUNNERS[{name!r}](x)\n"
                 "print(time.perf_counter() - start, time.process_time() - cpu)")
-        env = {**os.environ, **({"NUMBA_CACHE_DIR": numba_cache} if numba_cache else {})}
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+        if numba_cache and disk_cache:  # without it, numba's own cache=True kernels stay where they were, as before
+            env["NUMBA_CACHE_DIR"] = numba_cache
         run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                              env=env)
     wall, cpu = (float(v) for v in run.stdout.split()[-2:])
