@@ -6,8 +6,21 @@ import sys
 import time
 
 from core import paths
-from core.analysis.embeddings import ENCODERS, MAX_POINTS, METHODS, cluster_quality, compute, kmeans, load_split, project
+from core.analysis.embeddings import (
+    ENCODERS,
+    MAX_POINTS,
+    METHODS,
+    cluster_quality,
+    compute,
+    coordinates_table,
+    kmeans,
+    load_split,
+    project,
+    projector_files,
+)
+from core.analysis.projector_export import write_projector
 from core.errors import DigitsError
+from core.io import atomic_write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--quality", action="store_true", help="print ARI/NMI/silhouette for every encoder and exit")
     p.add_argument("--out", default=None, help="CSV to write (default: print to stdout)")
+    p.add_argument("--projector", default=None, metavar="DIR", help="also write the embedding in TensorBoard "
+                   "Projector's format (tensors.tsv, metadata.tsv, sprite.png, projector_config.pbtxt) into DIR; "
+                   "without --out, only that")
     args = p.parse_args(argv)
     try:
         model, _, data = load_split(args.weights, paths.data_dir(args.data_dir), args.split)
@@ -38,16 +54,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{enc:>6}: " + "  ".join(f"{k} {v:.3f}" for k, v in q.items()) + f"  (n={len(e.meta)})")
             return 0
         e = compute(model, data, args.encoder, args.n, args.seed)
+        clusters = kmeans(e.vectors, args.k, args.seed)
+        if args.projector:
+            written = write_projector(args.projector, projector_files(e, clusters))
+            print(f"wrote {', '.join(p.name for p in written)} to {args.projector}", file=sys.stderr)
+            if not args.out:
+                return 0
         start = time.perf_counter()
         xy = project(e.vectors, args.method, args.dims, args.perplexity, args.neighbors, args.min_dist, args.seed)
         print(f"{args.method} of {len(xy)} points in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    except (DigitsError, ValueError) as exc:
+    except (DigitsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    table = e.meta.assign(cluster=kmeans(e.vectors, args.k, args.seed))
-    for i, axis in enumerate("xyz"[: args.dims]):
-        table[axis] = xy[:, i]
-    table.to_csv(args.out or sys.stdout, index=False)
+    table = coordinates_table(e.meta, xy, clusters)
+    if args.out:
+        atomic_write(args.out, lambda f: table.to_csv(f, index=False), mode="w")
+    else:
+        table.to_csv(sys.stdout, index=False)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Cached embeddings, projections through the shared queue, and the Explore page's plot with its selected point."""
+"""Cached embeddings, projections through the shared queue (PCA at once, then t-SNE's layouts as they improve), the
+Explore page's plot with its selected point, and the downloads (CSV, TensorBoard Projector)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ import streamlit as st
 
 from core.analysis import embeddings as E
 from core.analysis import projections as P
+from core.analysis import projector_export
 from core.runs.store import weights_of
 from ui import charts, projection_queue, state
 
@@ -56,14 +58,32 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
          colour: str) -> None:
     root = str(state.data_root())
     emb = embedding(*weights, root, split, encoder, n)
+    groups = clusters(*weights, root, split, encoder, n, k)
+    shown = f"PCA in {dims}D of {len(emb.meta):,} {encoder} embeddings ({split} split)"
     if method == "pca":
         xy = pca(*weights, root, split, encoder, n, dims)
     else:
         request = P.Request((*weights, root, split, encoder, n), method, dims, params["perplexity"],
                             params["neighbors"], params["min_dist"])
-        xy = projection_queue.result_or_place(request, emb.vectors, _describe)
+        name = request.describe().split(" ")[0]
+
+        def preview(layout: np.ndarray | None) -> None:
+            """PCA until the queue publishes a layout (t-SNE does every few iterations), then the latest one."""
+            if layout is None:
+                st.caption(f"PCA of the same points, drawn at once; the {name} replaces it when it is done.")
+            # The page polls every second and a new layout comes every few: build each figure once per visitor.
+            key = (request, colour, k, None if layout is None else layout[:64].tobytes())
+            kept = st.session_state.get("emb_preview")
+            if kept is None or kept[0] != key:
+                xy = layout if layout is not None else pca(*weights, root, split, encoder, n, dims)
+                kept = st.session_state["emb_preview"] = (key, figure(frame(emb, xy, groups), colour, dims))
+            st.plotly_chart(kept[1], key="scatter_preview")
+
+        xy = projection_queue.result_or_place(request, emb.vectors, _describe, preview)
+        shown = _describe(request, len(emb.meta))
     if xy is not None:
-        _plot(weights, root, split, encoder, n, dims, k, colour, emb, xy)
+        st.caption(shown)
+        _plot(split, encoder, colour, emb, groups, xy, root)
     st.subheader("Cluster quality per embedding")
     q = quality(*weights, root, split, n, k)
     st.dataframe(q.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}", "silhouette": "{:.3f}", "points": "{:.0f}"}))
@@ -77,19 +97,46 @@ def _describe(request: P.Request, points: int) -> str:
     return f"{request.describe()} of {points:,} {encoder} embeddings ({split} split)"
 
 
-def _plot(weights: tuple[str, float], root: str, split: str, encoder: str, n: int, dims: int, k: int, colour: str,
-          emb: E.Embedding, xy: np.ndarray) -> None:
-    df = emb.meta.assign(row=np.arange(len(emb.meta)), cluster=clusters(*weights, root, split, encoder, n, k))
-    for i, axis in enumerate("xyz"[:dims]):
-        df[axis] = xy[:, i]
-    event = st.plotly_chart(charts.embedding_scatter(df, colour, dims), key=f"scatter_{dims}", on_select="rerun",
+def frame(emb: E.Embedding, xy: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
+    """The plotted table: a row per point (metadata, cluster, x, y, z); callers may append rows for extra points."""
+    return E.coordinates_table(emb.meta, xy, groups).assign(row=np.arange(len(emb.meta)))
+
+
+def figure(df: pd.DataFrame, colour: str, dims: int):
+    """The scatter of a frame() table, coloured by one of its columns."""
+    return charts.embedding_scatter(df, colour, dims)
+
+
+def _plot(split: str, encoder: str, colour: str, emb: E.Embedding, groups: np.ndarray, xy: np.ndarray,
+          root: str) -> None:
+    df = frame(emb, xy, groups)
+    dims = xy.shape[1]
+    event = st.plotly_chart(figure(df, colour, dims), key=f"scatter_{dims}", on_select="rerun",
                             selection_mode="points")
+    _downloads(split, encoder, emb, groups, df)
     picked = [p.get("customdata", [None])[0] for p in (event.selection.points if event else [])]
     key = f"emb_point_{split}_{encoder}_{len(df)}"
     if picked and picked[0] is not None and picked != st.session_state.get("emb_last_pick"):
         st.session_state[key] = int(picked[0])  # a new click wins; typing a number afterwards still works
     st.session_state.emb_last_pick = picked
     _selected(df, emb, root, key)
+
+
+def _downloads(split: str, encoder: str, emb: E.Embedding, groups: np.ndarray, df: pd.DataFrame) -> None:
+    """The plotted coordinates as CSV, and the raw embedding for TensorBoard's Projector (built when clicked, in
+    Streamlit's download thread: from these arrays, with no Streamlit call)."""
+    cols = st.columns(2)
+    stem = f"{encoder}_{split}_{len(df)}"
+    cols[0].download_button("Download coordinates (CSV)", df.drop(columns="row").to_csv(index=False).encode(),
+                            file_name=f"{stem}_coordinates.csv", mime="text/csv", on_click="ignore",
+                            key="emb_csv", help="One row per point: digit, prediction, speaker, clip, k-means "
+                            "cluster and the projected x, y (z).")
+    cols[1].download_button("Export for TensorBoard Projector (zip)",
+                            lambda: projector_export.projector_zip(E.projector_files(emb, groups)),
+                            file_name=f"{stem}_projector.zip", mime="application/zip", on_click="ignore",
+                            key="emb_projector", help="tensors.tsv, metadata.tsv, projector_config.pbtxt and, for "
+                            "image and fused embeddings, a sprite of the digits: load them at "
+                            "projector.tensorflow.org, or put them in a TensorBoard log directory.")
 
 
 def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:

@@ -1,8 +1,9 @@
-"""The Explore page's view of the shared projection queue: the result, or the place in line with a Cancel button."""
+"""The Explore page's view of the shared projection queue: the result, or the layout so far with the place in line
+or the progress, and a Cancel button."""
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -11,6 +12,7 @@ from core.analysis import projections as P
 
 POLL_S = 1.0  # how often a waiting page asks the queue again
 Describe = Callable[[P.Request, int], str]  # (request, points) -> "t-SNE (perplexity 30) in 2D of 2,000 …"
+Preview = Callable[[np.ndarray | None], None]  # draws the layout so far (None: none published yet)
 
 
 def session_id() -> str:
@@ -25,11 +27,14 @@ def ordinal(k: int) -> str:
     return f"{k}{suffix}"
 
 
-def result_or_place(request: P.Request, vectors: np.ndarray, describe: Describe) -> np.ndarray | None:
-    """The coordinates if they are ready; otherwise None, and the page shows where the request stands until they are."""
+def result_or_place(request: P.Request, vectors: np.ndarray, describe: Describe,
+                    preview: Preview | None = None) -> np.ndarray | None:
+    """The coordinates if they are ready; otherwise None, and the page shows where the request stands, with
+    preview() drawing the layout so far, until they are."""
     session = session_id()
     if st.session_state.get("emb_cancelled") == request:
-        st.info(f"Cancelled: {describe(request, len(vectors))}. Change a setting to ask for another projection.")
+        st.info(f"Cancelled: {describe(request, len(vectors))}. Change a setting and press Apply to ask for another "
+                "projection.")
         if st.button("Project again", key="emb_again"):
             del st.session_state["emb_cancelled"]
             st.rerun()
@@ -46,11 +51,11 @@ def result_or_place(request: P.Request, vectors: np.ndarray, describe: Describe)
     if status.state == "failed":
         st.error(f"Cannot project these points: {status.error}")
         return None
-    st.fragment(_waiting, run_every=POLL_S)(request, session, describe)
+    st.fragment(_waiting, run_every=POLL_S)(request, session, describe, preview)
     return None
 
 
-def _waiting(request: P.Request, session: str, describe: Describe) -> None:
+def _waiting(request: P.Request, session: str, describe: Describe, preview: Preview | None) -> None:
     status = P.shared().status(request, session)
     if status is None or status.state in ("done", "failed"):
         st.rerun()  # the whole page draws the result, or asks again for a job the queue dropped
@@ -68,6 +73,8 @@ def _waiting(request: P.Request, session: str, describe: Describe) -> None:
         P.shared().cancel(request, session)
         st.session_state.emb_cancelled = request
         st.rerun()
+    if preview is not None:
+        preview(status.layout)
     _other_jobs(session, request, describe)
 
 

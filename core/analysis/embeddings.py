@@ -17,7 +17,12 @@ ENCODERS = ("image", "audio", "fused")
 METHODS = ("tsne", "umap", "pca")
 MAX_POINTS = 10_000
 Progress = Callable[[float, str], None]
+Layout = Callable[[np.ndarray], None]  # receives the coordinates so far, while a t-SNE optimises
 Cancelled = Callable[[], bool]
+# t-SNE's iterations: early exaggeration, then the rest. Half of openTSNE's 250 early ones from a PCA start, and 450
+# (not 500) after them, reach openTSNE's default KL on 10,000 embeddings (docs/results.md, Explore).
+TSNE_ITERS = {"early": 125, "normal": 450}
+TSNE_EVERY = 25  # iterations between progress reports (and published layouts)
 
 
 class ProjectionCancelled(DigitsError):
@@ -88,9 +93,10 @@ def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int 
 
 def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: float = 30.0, n_neighbors: int = 15,
             min_dist: float = 0.1, seed: int = 0, progress: Progress | None = None, threads: int | None = None,
-            cancelled: Cancelled | None = None) -> np.ndarray:
+            cancelled: Cancelled | None = None, layout: Layout | None = None) -> np.ndarray:
     """(n, dims) coordinates on at most `threads` threads (default: thread_count()); progress(fraction, message) is
-    called while t-SNE or UMAP optimises, and ProjectionCancelled is raised soon after cancelled() turns true."""
+    called while t-SNE or UMAP optimises, layout(coordinates) with t-SNE's start and every TSNE_EVERY iterations,
+    and ProjectionCancelled is raised soon after cancelled() turns true."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if dims not in (2, 3):
@@ -112,7 +118,7 @@ def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: floa
     with threadpool_limits(limits=threads, user_api="openmp"):
         if method == "umap":
             return _umap(x, dims, n_neighbors, min_dist, seed, progress, stop)
-        return _tsne(x, dims, perplexity, seed, progress, threads, stop)
+        return _tsne(x, dims, perplexity, seed, progress, threads, stop, layout)
 
 
 class _Stop:
@@ -147,8 +153,12 @@ class _UmapEpochs(io.TextIOBase):
 
 def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, progress: Progress | None,
           stop: _Stop) -> np.ndarray:
-    import umap
     from sklearn.neighbors import NearestNeighbors
+
+    from core.analysis import umap_cache
+
+    umap_cache.enable()  # before UMAP's first compile: later processes load the kernels instead of compiling them
+    import umap
 
     if progress:
         progress(0.1, "UMAP: building the neighbour graph")
@@ -168,29 +178,32 @@ def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int
 
 
 def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None, jobs: int,
-          stop: _Stop) -> np.ndarray:
+          stop: _Stop, layout: Layout | None = None) -> np.ndarray:
     from openTSNE import TSNE
     from openTSNE.tsne import OptimizationInterrupt
 
-    iters = {"early": 250, "normal": 500}
+    iters = TSNE_ITERS
     total = sum(iters.values())
     perplexity = float(min(perplexity, (len(x) - 1) / 3))
     done = {"n": 0}
 
     def callback(iteration, error, embedding):
-        done["n"] += 25
+        done["n"] += TSNE_EVERY
         if progress:
             progress(min(0.99, done["n"] / total), f"t-SNE: iteration {done['n']} of {total}")
+        if layout:
+            layout(np.array(embedding, dtype=np.float32))
         return stop.cancelled()  # True makes openTSNE raise OptimizationInterrupt
 
     tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=jobs,
-                callbacks=callback, callbacks_every_iters=25, verbose=False)
+                callbacks=callback, callbacks_every_iters=TSNE_EVERY, verbose=False)
     affinities = _tsne_affinities(x, perplexity, jobs)
     stop.check()
-    embedding = tsne.prepare_initial(x, affinities)
-    # The two phases of TSNE.fit with its defaults, each with the faster gradient: FFT's cost grows with the
-    # embedding's area, BH's barely does, so FFT wins while early exaggeration keeps 10,000 points compact and
-    # BH (threaded, where openTSNE's FFT is serial) once they spread: 500 BH iterations take ~a third of FFT's.
+    embedding = tsne.prepare_initial(x, affinities)  # PCA, scaled down: the first layout a visitor sees move
+    if layout:
+        layout(np.array(embedding, dtype=np.float32))
+    # The two phases of TSNE.fit, each with the faster gradient: FFT's cost grows with the embedding's area, BH's
+    # barely does, so FFT wins while early exaggeration keeps 10,000 points compact and BH once they spread.
     early = "fft" if dims == 2 and len(x) > 5000 else "bh"
     try:
         embedding.optimize(iters["early"], exaggeration=12, momentum=0.8, negative_gradient_method=early, inplace=True,
@@ -209,6 +222,29 @@ def _tsne_affinities(x: np.ndarray, perplexity: float, jobs: int):
     # importing pynndescent (numba), a start-up the first t-SNE of a process paid even when it used Annoy.
     knn = nearest_neighbors.Sklearn(x, k=min(len(x) - 1, int(3 * perplexity)), n_jobs=jobs)
     return affinity.PerplexityBasedNN(knn_index=knn, perplexity=perplexity, n_jobs=jobs)
+
+
+def coordinates_table(meta: pd.DataFrame, xy: np.ndarray, clusters: np.ndarray) -> pd.DataFrame:
+    """One row per point: its metadata, k-means cluster and projected coordinates x, y (and z in 3D)."""
+    xy = np.asarray(xy)
+    if xy.ndim != 2 or len(xy) != len(meta) or len(clusters) != len(meta) or xy.shape[1] not in (2, 3):
+        raise ValueError(f"{len(meta)} points need (n, 2 or 3) coordinates and n clusters, not {xy.shape} and "
+                         f"{len(clusters)}")
+    table = meta.assign(cluster=np.asarray(clusters, dtype=int))
+    for i, axis in enumerate("xyz"[: xy.shape[1]]):
+        table[axis] = xy[:, i]
+    return table
+
+
+def projector_files(e: Embedding, clusters: np.ndarray | None = None) -> dict[str, bytes]:
+    """The embedding in TensorBoard Projector's format (core.analysis.projector_export), the digits' images as its
+    sprite."""
+    from core.analysis import projector_export
+
+    meta = e.meta[["digit", "prediction", "correct", "speaker", "clip"]]
+    if clusters is not None:
+        meta = meta.assign(cluster=np.asarray(clusters, dtype=int))
+    return projector_export.projector_files(e.vectors, meta, e.images, name=f"{e.encoder} embedding")
 
 
 def kmeans(x: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 WORKERS_ENV = "DIGITS_PROJECTION_WORKERS"  # projections running at once
 QUEUE_ENV = "DIGITS_PROJECTION_QUEUE"  # projections waiting or running, all visitors together
 PER_SESSION_ENV = "DIGITS_PROJECTION_PER_SESSION"  # of those, wanted by one visitor
-# A runner: (vectors, request, progress, cancelled, threads) -> coordinates.
-Runner = Callable[[np.ndarray, "Request", E.Progress, E.Cancelled, int], np.ndarray]
+# A runner: (vectors, request, progress, cancelled, threads) -> coordinates. Its progress(fraction, message,
+# layout=None) also takes the coordinates so far, which the queue shows visitors until the result is there.
+Runner = Callable[[np.ndarray, "Request", Callable[..., None], E.Cancelled, int], np.ndarray]
 
 
 class QueueFull(DigitsError):
@@ -116,6 +117,8 @@ class Status:
     error: str | None = None
     wanted_by: int = 0  # visitors waiting for it
     points: int = 0
+    layout: np.ndarray | None = field(default=None, repr=False)  # running: the latest coordinates published, read-only
+    layouts: int = 0  # how many have been published: a page redraws only when this moves
 
 
 class _Job:
@@ -127,16 +130,28 @@ class _Job:
         self.running = False
         self.stop = threading.Event()
         self.progress, self.message = 0.0, ""
+        self.layout, self.layouts = None, 0
 
-    def report(self, fraction: float, message: str) -> None:
+    def report(self, fraction: float, message: str, layout: np.ndarray | None = None) -> None:
+        if layout is not None:
+            layout = np.array(layout, dtype=np.float32)  # a copy the runner cannot change, shared by every visitor
+            layout.setflags(write=False)
+            self.layout, self.layouts = layout, self.layouts + 1
         self.progress, self.message = float(fraction), message
 
 
 def project_request(x: np.ndarray, request: Request, progress: E.Progress, cancelled: E.Cancelled,
                     threads: int) -> np.ndarray:
-    """The queue's default runner: core.analysis.embeddings.project with the request's parameters."""
+    """The queue's default runner: core.analysis.embeddings.project with the request's parameters, publishing t-SNE's layouts."""
+    latest = [0.0, "starting from PCA"]
+
+    def report(fraction: float, message: str) -> None:
+        latest[:] = fraction, message
+        progress(fraction, message)
+
     return E.project(x, request.method, request.dims, request.perplexity, request.neighbors, request.min_dist,
-                     request.seed, progress=progress, threads=threads, cancelled=cancelled)
+                     request.seed, progress=report, threads=threads, cancelled=cancelled,
+                     layout=lambda xy: progress(*latest, xy))
 
 
 class ProjectionQueue:
@@ -235,7 +250,7 @@ class ProjectionQueue:
     def _status(self, job: _Job) -> Status:
         if job.running:
             return Status("running", 0, self._running, job.progress, job.message, wanted_by=len(job.wanted),
-                          points=job.points)
+                          points=job.points, layout=job.layout, layouts=job.layouts)
         waiting = [j for j in self._jobs.values() if not j.running]
         return Status("queued", waiting.index(job) + 1, self._running, wanted_by=len(job.wanted), points=job.points)
 
@@ -303,7 +318,7 @@ class ProjectionQueue:
                     self._done[job.request] = outcome
                     while len(self._done) > self.config.keep:
                         self._done.popitem(last=False)
-                job.x = None
+                job.x, job.layout = None, None
                 self._lock.notify_all()
 
 

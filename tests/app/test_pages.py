@@ -289,11 +289,11 @@ def test_embeddings_page_projects_and_measures(env, data_root, tiny_test_split, 
     env(data_root)
     at = app(PAGES[1], emb_n=300, emb_method=method, emb_split="test")
     for _ in range(240):  # t-SNE waits in the projection queue; the page polls it (a hang guard, not a time limit)
-        if at.get("plotly_chart"):
+        if [p.key for p in at.get("plotly_chart")] == ["scatter_2"]:  # the result, not the preview while it runs
             break
         time.sleep(0.5)
         at.run()
-    assert not at.error and len(at.get("plotly_chart")) == 1
+    assert not at.error and [p.key for p in at.get("plotly_chart")] == ["scatter_2"]
     quality = frame(at, "ARI")
     assert list(quality.index) == ["image", "audio", "fused"]
     model, _, data = tiny_test_split

@@ -60,11 +60,16 @@ def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
 
+def plots(at: AppTest) -> list[str]:
+    """The page's plots by key: scatter_preview while a projection runs, scatter_2 (2D) once it is done."""
+    return [p.key for p in at.get("plotly_chart")]
+
+
 def test_the_page_shows_its_place_can_cancel_and_draws_the_plot_when_done(queue):
     q = queue(workers=1)
     at = explore(emb_n=300, emb_method="tsne", emb_split="test")
     assert any("1st in line" in t and "1 running now" in t for t in texts(at.info)), texts(at.info)
-    assert not at.get("plotly_chart") and not at.error
+    assert plots(at) == ["scatter_preview"] and not at.error  # PCA while it waits
     assert any("ARI" in d.value.columns for d in at.dataframe)  # the cluster-quality table does not wait
     session = at.session_state["projection_session"]
     [(request, status)] = q.jobs_of(session)
@@ -79,11 +84,11 @@ def test_the_page_shows_its_place_can_cancel_and_draws_the_plot_when_done(queue)
 
     q.release()  # the other visitor's projection finishes; ours runs next
     deadline = time.monotonic() + HANG_GUARD_S
-    while not at.get("plotly_chart") and time.monotonic() < deadline:
+    while plots(at) != ["scatter_2"] and time.monotonic() < deadline:
         time.sleep(0.5)
         at.run()  # what the page's polling fragment does once a second
     assert not at.exception and not at.error, texts(at.error)
-    assert len(at.get("plotly_chart")) == 1 and not any("in line" in t for t in texts(at.info))
+    assert plots(at) == ["scatter_2"] and not any("in line" in t for t in texts(at.info))
     neighbours = next(d.value for d in at.dataframe if "distance" in d.value.columns)
     assert len(neighbours) == 8
 
@@ -93,10 +98,10 @@ def test_a_full_queue_says_so_and_the_page_keeps_working(queue):
     at = explore(emb_n=300, emb_method="umap", emb_split="test")
     assert any("The projection queue is full" in t for t in texts(at.warning)), texts(at.warning)
     assert any(b.label == "Try again" for b in at.button)
-    assert not at.get("plotly_chart") and not at.error
+    assert not plots(at) and not at.error
     at.session_state["emb_method"] = "pca"  # PCA needs no queue
     at.run()
-    assert len(at.get("plotly_chart")) == 1 and not at.warning
+    assert plots(at) == ["scatter_2"] and not at.warning
 
 
 def test_a_visitor_at_their_bound_can_cancel_their_other_projections(queue):
@@ -114,3 +119,21 @@ def test_a_visitor_at_their_bound_can_cancel_their_other_projections(queue):
     assert len(cancels) == 2  # one per waiting projection of this visitor
     cancels[0].click().run()
     assert [r.perplexity for r, _ in q.jobs_of(session)] == [20.0, 40.0]  # room made: perplexity 40 joined the line
+
+
+def test_settings_wait_for_apply_and_a_running_tsne_shows_a_picture(queue):
+    q = queue(workers=1)
+    at = explore(emb_n=300, emb_method="tsne", emb_split="test")
+    session = at.session_state["projection_session"]
+    assert [r.perplexity for r, _ in q.jobs_of(session)] == [30.0]
+    # While it waits, the page already shows a picture (PCA of the same points), not an empty space.
+    assert plots(at) == ["scatter_preview"] and any("PCA of the same points" in c.value for c in at.caption)
+    at.slider(key="emb_perplexity").set_value(50.0)
+    at.selectbox(key="emb_method").set_value("umap")
+    at.run()
+    assert [r.perplexity for r, _ in q.jobs_of(session)] == [30.0]  # moved, not applied: no new projection
+    at.slider(key="emb_perplexity").set_value(50.0)  # AppTest drops staged values at each run; the browser keeps them
+    at.selectbox(key="emb_method").set_value("umap")
+    next(b for b in at.button if b.label == "Apply").click().run()
+    assert [(r.method, r.perplexity) for r, _ in q.jobs_of(session)] == [("tsne", 30.0), ("umap", 30.0)]
+    assert at.slider(key="emb_perplexity").value == 50.0

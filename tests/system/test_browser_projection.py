@@ -1,5 +1,5 @@
-"""Real browser: the Explore page polls the projection queue by itself until the plot is there; a second visitor
-asking for the same projection gets the finished one."""
+"""Real browser: the Explore page shows a picture at once and polls the projection queue by itself until the result
+replaces it; a second visitor asking for the same projection gets the finished one."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +12,7 @@ from tests.helpers import streamlit_server
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 PLOT = '[data-testid="stPlotlyChart"]'
+DONE = "Download coordinates (CSV)"  # under the finished projection only
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +34,18 @@ def test_the_page_polls_until_its_projection_is_drawn_and_shares_it(server):
         try:
             first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             first.goto(f"{server}/embeddings", timeout=120_000)
-            # The default request (t-SNE of 2,000 image embeddings) waits in the queue or runs: no plot yet.
+            # The default request (t-SNE of 2,000 image embeddings) waits in the queue or runs, with a picture.
             first.get_by_text("t-SNE (perplexity 30) in 2D of 2,000 image embeddings").first.wait_for(timeout=300_000)
-            assert first.locator(PLOT).count() == 0
+            first.locator(PLOT).first.wait_for(timeout=120_000)
+            assert first.get_by_role("button", name=DONE).count() == 0
             # Nobody clicks: the page's polling fragment notices the result and draws it (a hang guard, not a limit).
-            first.locator(PLOT).first.wait_for(timeout=600_000)
-            assert first.get_by_text("in line").count() == 0
+            first.get_by_role("button", name=DONE).wait_for(timeout=600_000)
+            assert first.get_by_text("in line").count() == 0 and first.locator(PLOT).count() == 1
             second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             second.goto(f"{server}/embeddings", timeout=120_000)
-            second.locator(PLOT).first.wait_for(timeout=120_000)  # another session: the kept result, no new job
+            # Another session: the kept result, no new job.
+            second.get_by_role("button", name=DONE).wait_for(timeout=120_000)
             assert second.get_by_text("t-SNE: iteration").count() == 0
+            assert second.locator(PLOT).count() == 1
         finally:
             browser.close()
