@@ -1,0 +1,92 @@
+"""A sweep's trials as a Ray Tune grid: local Ray on 127.0.0.1, or the cluster at an address (imports Ray)."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off (verbose=0); our Progress prints
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+
+from core import paths  # noqa: E402
+from core.sweeps import Engine, Progress, TrialSpec, local_workers, run_trial  # noqa: E402
+
+
+def _trainable(config: dict) -> None:
+    """One Tune trial: the spec's training process, watched by this Ray worker; reports its result once."""
+    result = run_trial(TrialSpec(**config["spec"]), Path(config["runs_root"]), config["data_dir"], config["threads"],
+                       config["env"])
+    tune.report({"run_id": result["run_id"], "state": result["state"], "seconds": result["seconds"],
+                 **{f"f1_{h}": v for h, v in result["f1"].items()}, "resumed": bool(result.get("resumed"))})
+
+
+def as_result(metrics: dict) -> dict:
+    return {"run_id": metrics["run_id"], "state": metrics["state"], "seconds": metrics["seconds"],
+            "f1": {k[3:]: v for k, v in metrics.items() if k.startswith("f1_")}, "resumed": metrics.get("resumed")}
+
+
+class _Reporter(tune.Callback):
+    """Tune's trial events as Progress lines."""
+
+    def __init__(self, progress: Progress, max_failures: int):
+        self.progress, self.max_failures = progress, max_failures
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if trial.last_result and "run_id" in trial.last_result:
+            self.progress.finished(as_result(trial.last_result))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.progress.error(trial.config["spec"]["run_id"], "its worker failed", retrying=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.progress.error(trial.config["spec"]["run_id"], "failed after retries", retrying=False)
+
+
+def connect(engine: Engine) -> None:
+    """Join the cluster at engine.address (or $RAY_ADDRESS), else start a local Ray listening on 127.0.0.1 only."""
+    address = engine.address or os.environ.get("RAY_ADDRESS")
+    job = ray.job_config.JobConfig(code_search_path=[str(paths.REPO_ROOT)])  # workers import core from this repo
+    quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": logging.WARNING}
+    if address:
+        ray.init(address=address, job_config=job, **quiet)
+    else:
+        cpus = local_workers(engine) * max(1, engine.cpus_per_trial)
+        ray.init(num_cpus=cpus, num_gpus=None, include_dashboard=False, _node_ip_address="127.0.0.1", job_config=job,
+                 **quiet)
+
+
+def run(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: Engine, progress: Progress,
+        storage: Path, name: str, env: dict | None = None) -> list[dict]:
+    """Train specs on Ray Tune; one result dict per spec (state "failed" when retries ran out)."""
+    started_here = not ray.is_initialized()
+    if started_here:
+        connect(engine)
+    try:
+        resources = {"cpu": engine.cpus_per_trial, "gpu": engine.gpus_per_trial}
+        trainable = tune.with_resources(_trainable, resources)
+        space = {"spec": tune.grid_search([asdict(s) for s in specs]), "runs_root": str(runs_root),
+                 "data_dir": data_dir, "threads": engine.cpus_per_trial, "env": env or {}}
+        concurrent = engine.workers if engine.address or os.environ.get("RAY_ADDRESS") else local_workers(engine)
+        tuner = tune.Tuner(
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, trial_dirname_creator=lambda t: t.trial_id),
+            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=engine.max_failures),
+                                      callbacks=[_Reporter(progress, engine.max_failures)]))
+        grid = tuner.fit()
+        out = []
+        for i in range(len(grid)):
+            r = grid[i]
+            if r.error is None and r.metrics and "run_id" in r.metrics:
+                out.append(as_result(r.metrics))
+            else:
+                out.append({"run_id": r.config["spec"]["run_id"], "state": "failed", "seconds": 0.0, "f1": {},
+                            "error": str(r.error)[:300]})
+        return out
+    finally:
+        if started_here:
+            ray.shutdown()
