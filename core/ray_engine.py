@@ -11,9 +11,12 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off (v
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
+from ray._private import ray_constants  # noqa: E402
 
 from core import paths  # noqa: E402
 from core.sweeps import Engine, Progress, TrialSpec, local_workers, run_trial  # noqa: E402
+
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode, also on Linux
 
 
 def _trainable(config: dict) -> None:
@@ -54,9 +57,12 @@ def connect(engine: Engine) -> None:
     if address:
         ray.init(address=address, job_config=job, **quiet)
     else:
+        # Ray binds its servers to the node's IP, which it takes to be the loopback address only in its
+        # single-machine mode: this keeps the local Ray on 127.0.0.1.
+        os.environ[LOCAL_ONLY_ENV] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
         cpus = local_workers(engine) * max(1, engine.cpus_per_trial)
-        ray.init(num_cpus=cpus, num_gpus=None, include_dashboard=False, _node_ip_address="127.0.0.1", job_config=job,
-                 **quiet)
+        ray.init(num_cpus=cpus, include_dashboard=False, job_config=job, **quiet)
 
 
 def run(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: Engine, progress: Progress,

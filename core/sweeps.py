@@ -256,6 +256,7 @@ class Progress:
 
     total: int
     out: ProgressFn = print
+    after: Callable[[dict], None] | None = None  # called with each finished trial's result (the driver exports it)
     done: int = 0
     failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -273,6 +274,8 @@ class Progress:
             how = "already finished" if result.get("resumed") else f"{result.get('seconds', 0):.0f} s"
             self.out(f"[{self.done}/{self.total} done, {self.failed} failed] {result['run_id']} {result['state']}: "
                      f"F1 {f1 or '-'} ({how})")
+        if self.after and result["state"] == "finished":
+            self.after(result)
 
     def error(self, run_id: str, message: str, retrying: bool) -> None:
         with self.lock:
@@ -345,7 +348,9 @@ def run_sweep(plan: SweepPlan, runs_root: Path, engine: Engine = Engine(), data_
     save_plan(plan, runs_root)
     specs = plan.specs()
     todo = [s for s in specs if finished_summary(runs_root / s.run_id) is None]
-    progress = Progress(len(specs), out, done=len(specs) - len(todo))
+    by_run = {s.run_id: s for s in specs}
+    export = (lambda r: export_result(plan, by_run[r["run_id"]], runs_root, Path(results_dir))) if results_dir else None
+    progress = Progress(len(specs), out, export, done=len(specs) - len(todo))
     kind = engine.kind
     if kind == "auto":
         kind = "ray" if ray_available() else "local"
@@ -369,16 +374,17 @@ def run_sweep(plan: SweepPlan, runs_root: Path, engine: Engine = Engine(), data_
     return results
 
 
-def export_results(plan: SweepPlan, runs_root: Path, results_dir: Path) -> list[Path]:
-    """Each finished trial as a result record (no weights) in results_dir/<sweep_id>/<run_id>.json."""
+def export_result(plan: SweepPlan, spec: TrialSpec, runs_root: Path, results_dir: Path) -> Path | None:
+    """A finished trial as a result record (no weights) in results_dir/<sweep_id>/<run_id>.json; None if unfinished."""
     from core.results import result_from_run, save_result
 
-    written = []
-    for spec in plan.specs():
-        run_dir = Path(runs_root) / spec.run_id
-        if finished_summary(run_dir) is None:
-            continue
-        record = result_from_run(run_dir, entry=spec.run_id, kind="sweep-trial", sweep=spec.label(),
-                                 budget=plan.budget)
-        written.append(save_result(record, Path(results_dir) / plan.sweep_id / f"{spec.run_id}.json"))
-    return written
+    run_dir = Path(runs_root) / spec.run_id
+    if finished_summary(run_dir) is None:
+        return None
+    record = result_from_run(run_dir, entry=spec.run_id, kind="sweep-trial", sweep=spec.label(), budget=plan.budget)
+    return save_result(record, Path(results_dir) / plan.sweep_id / f"{spec.run_id}.json")
+
+
+def export_results(plan: SweepPlan, runs_root: Path, results_dir: Path) -> list[Path]:
+    """Every finished trial of plan, exported by export_result."""
+    return [p for s in plan.specs() if (p := export_result(plan, s, runs_root, results_dir))]
