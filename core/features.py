@@ -87,18 +87,31 @@ def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, pr
     )
 
 
-def cached_bank(cache: Path, compute) -> ClipBank:
-    """The ClipBank stored at cache, else compute() it and store it there."""
+def _stored_bank(cache: Path) -> ClipBank | None:
     if cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as z:
                 return ClipBank(**{k: z[k] for k in z.files})
         except (OSError, ValueError, KeyError):
             cache.unlink(missing_ok=True)
-    bank = compute()
+    return None
+
+
+def cached_bank(cache: Path, compute) -> ClipBank:
+    """The ClipBank stored at cache, else compute() it and store it there. Concurrent callers (a sweep's trials)
+    build it once: the first holds a file lock while the others wait for it, then read what it stored."""
+    bank = _stored_bank(cache)
+    if bank is not None:
+        return bank
+    from filelock import FileLock
+
     from core.io import atomic_write
 
-    atomic_write(cache, lambda f: np.savez(f, **bank.__dict__))
+    with FileLock(f"{cache}.lock"):
+        bank = _stored_bank(cache)
+        if bank is None:
+            bank = compute()
+            atomic_write(cache, lambda f: np.savez(f, **bank.__dict__))
     return bank
 
 

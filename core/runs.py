@@ -19,7 +19,8 @@ from core import deployment, paths, records
 from core.errors import DigitsError
 from core.io import UnreadableRecord, write_json
 from core.limits import TRAIN_BOUNDS
-from core.processes import CLOCK_SLACK_S, children, pid_alive, training_process  # noqa: F401 - pid_alive: tests
+from core.processes import (CLOCK_SLACK_S, children, heartbeat_fresh, pid_alive,  # noqa: F401 - pid_alive: tests
+                            training_process)
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 ENDED = ("finished", "failed", "cancelled", "interrupted")
@@ -108,6 +109,7 @@ class RunInfo:
     config: dict | None = None
     phase: str | None = None  # starting, loading data, training (written by core.train)
     owner: str | None = None  # hash of the session token of the visitor who started it from the app
+    sweep: dict | None = None  # for a sweep's run: sweep_id, trial, seed, grid point, host (core.sweeps)
 
     @property
     def epochs_done(self) -> int:
@@ -160,9 +162,11 @@ def _read(run_id: str, path: Path, root: Path) -> RunInfo:
         raise UnreadableRecord("no status.json")
     config = records.read_json(path / "config.json", records.CONFIG)
     launch = records.read_json(path / "launch.json", records.LAUNCH) or {}
+    sweep = records.read_json(path / "sweep.json", records.SWEEP_LABEL)
     state = status["state"]
-    if state == "running" and training_process(run_id, root, status) is None:
-        # Killed without a chance to say so, or cancelled before its handler was set up.
+    if state == "running" and training_process(run_id, root, status) is None and not heartbeat_fresh(path):
+        # Killed without a chance to say so, or cancelled before its handler was set up. (A sweep's training on
+        # another host of a cluster has a pid this host cannot check; its watcher's heartbeat says it runs.)
         state = "cancelled" if records.read_json(path / "cancel.json", records.CANCEL) else "interrupted"
     history = records.read_jsonl(path / "metrics.jsonl", records.EPOCH_ROW, cut_tail_ok=state == "running") or []
     summary = records.read_json(path / "summary.json", records.SUMMARY) if state == "finished" else None
@@ -170,7 +174,7 @@ def _read(run_id: str, path: Path, root: Path) -> RunInfo:
                    started=status["started"], ended=status.get("ended"),
                    epochs_total=((config or {}).get("train") or {}).get("epochs"), history=history,
                    error=status.get("error"), summary=summary, config=config, phase=status.get("phase"),
-                   owner=launch.get("owner"))
+                   owner=launch.get("owner"), sweep=sweep)
 
 
 def run_info(run_id: str, runs_root: Path | None = None) -> RunInfo:

@@ -19,13 +19,11 @@ from core import paths, records
 from core.errors import DigitsError
 from core.io import UnreadableRecord, write_json
 from core.limits import TRAIN_BOUNDS
-from core.processes import training_process
+from core.processes import HEARTBEAT_FILE, training_process
 
 SWEEPS_DIR = ".sweeps"  # runs_root/.sweeps/<sweep id>.json: the plan; not a run folder (RUN_ID needs a letter first)
 LABEL_FILE = "sweep.json"  # in each run folder: which sweep, trial, seed and grid point it is
-HEARTBEAT_FILE = "heartbeat.json"  # rewritten by the process that watches the trial, wherever it runs
-HEARTBEAT_EVERY_S = 10.0
-HEARTBEAT_STALE_S = 60.0  # a heartbeat older than this (or from a clock this far off) no longer says "running"
+HEARTBEAT_EVERY_S = 10.0  # well inside core.processes.HEARTBEAT_STALE_S
 GRID_FIELDS = ("epochs", "batch_size", "lr", "dropout", "train_fraction")  # TRAIN_BOUNDS but seed: --seeds sets it
 POLL_S = 1.0
 ProgressFn = Callable[[str], None]
@@ -213,6 +211,9 @@ def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, thr
         proc = subprocess.Popen([sys.executable, *spec.argv(runs_root, data_dir)], cwd=paths.REPO_ROOT, env=child_env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        # Written before the training gets going (as core.runs.start_training does), so the run lists at once.
+        write_json(run_dir / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(),
+                                             "trial": spec.trial, "phase": "starting"})
         beat = 0.0
         while proc.poll() is None:
             if time.monotonic() - beat >= HEARTBEAT_EVERY_S:
@@ -238,16 +239,6 @@ def _last_line(log: Path) -> str:
     except OSError:
         return "(no log)"
     return lines[-1][:300] if lines else "(empty log)"
-
-
-def heartbeat_fresh(run_dir: Path, now: float | None = None) -> bool:
-    """Whether a sweep's watcher (on any host) said within HEARTBEAT_STALE_S that this run's training is alive."""
-    try:
-        beat = records.read_json(Path(run_dir) / HEARTBEAT_FILE, records.HEARTBEAT)
-    except UnreadableRecord:
-        return False
-    now = time.time() if now is None else now
-    return beat is not None and abs(now - beat["at"]) <= HEARTBEAT_STALE_S
 
 
 @dataclass
