@@ -22,7 +22,7 @@ LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machin
 def _trainable(config: dict) -> None:
     """One Tune trial: the spec's training process, watched by this Ray worker; reports its result once."""
     result = run_trial(TrialSpec(**config["spec"]), Path(config["runs_root"]), config["data_dir"], config["threads"],
-                       config["env"])
+                       config["env"], where={"ray_node": ray.get_runtime_context().get_node_id()})
     tune.report({"run_id": result["run_id"], "state": result["state"], "seconds": result["seconds"],
                  **{f"f1_{h}": v for h, v in result["f1"].items()}, "resumed": bool(result.get("resumed"))})
 

@@ -69,7 +69,8 @@ SWEEP_PLAN = {"type": "object", "required": ["sweep_id", "trials", "seeds", "bud
     "created": WHEN}}
 SWEEP_LABEL = {"type": "object", "required": ["sweep_id", "trial", "seed"], "properties": {
     "sweep_id": NAME, "trial": NAME, "seed": {"type": "integer", "minimum": 0},
-    "grid": {"type": "object", "additionalProperties": GRID_VALUE}, "host": NAME, "worker_pid": COUNT}}
+    "grid": {"type": "object", "additionalProperties": GRID_VALUE}, "host": NAME, "worker_pid": COUNT,
+    "ray_node": NAME}}
 HEARTBEAT = {"type": "object", "required": ["at"], "properties": {"at": WHEN, "host": NAME, "pid": COUNT}}
 RESULT = {"type": "object", "properties": {
     "entry": NAME, "trial": {"type": ["string", "null"], "maxLength": 200}, "run_id": NAME, "kind": NAME,

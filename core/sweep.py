@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="epochs for every trial (default: each trial's own)")
     p.add_argument("--train-fraction", type=float, default=None, help="fraction of MNIST training images (default: 1)")
     p.add_argument("--limit", type=int, default=None, help="at most this many training pairs (tiny smoke sweeps)")
+    p.add_argument("--eval-limit", type=int, default=None,
+                   help="at most this many validation and test images (tiny smoke sweeps; default: all)")
     p.add_argument("--grid", nargs="*", default=[], metavar="FIELD=V1,V2",
                    help="also sweep these training fields (epochs, batch_size, lr, dropout, train_fraction)")
     p.add_argument("--resume", metavar="SWEEP_ID", help="finish this sweep: train its trials that have not finished")
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not args.trials:
                 raise SweepError("give --trials (or --resume SWEEP_ID)")
-            budget = {"epochs": args.epochs, "train_fraction": args.train_fraction, "limit": args.limit}
+            budget = {"epochs": args.epochs, "train_fraction": args.train_fraction, "limit": args.limit,
+                      "eval_limit": args.eval_limit}
             plan = make_plan(args.trials, args.seeds, budget, parse_grid(args.grid))
         engine = Engine(args.engine, args.address, args.workers, args.cpus_per_trial, args.gpus_per_trial,
                         args.max_failures)

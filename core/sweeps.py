@@ -190,11 +190,12 @@ def _clear_attempt(run_dir: Path, runs_root: Path) -> None:
 
 
 def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, threads: int = 1,
-              env: dict | None = None) -> dict:
+              env: dict | None = None, where: dict | None = None) -> dict:
     """Train spec in a `python -m core.train` process and wait; its records land in runs_root/<run_id>.
 
     A trial that finished already is not trained again (resume); an unfinished earlier attempt is cleared first.
-    Returns {"run_id", "state", "seconds", "f1": {head: final macro-F1}}; TrialFailed when training fails."""
+    where: more for the run's label (the Ray node). Returns {"run_id", "state", "seconds", "f1": {head: final
+    macro-F1}}; TrialFailed when training fails."""
     runs_root = Path(runs_root).resolve()
     run_dir = runs_root / spec.run_id
     done = finished_summary(run_dir)
@@ -204,7 +205,7 @@ def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, thr
         _clear_attempt(run_dir, runs_root)
     run_dir.mkdir(parents=True)
     host = socket.gethostname()
-    write_json(run_dir / LABEL_FILE, {**spec.label(), "host": host, "worker_pid": os.getpid()})
+    write_json(run_dir / LABEL_FILE, {**spec.label(), "host": host, "worker_pid": os.getpid(), **(where or {})})
     child_env = {**os.environ, **(env or {}), "DIGITS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     started = time.perf_counter()
     with open(run_dir / "train.log", "wb") as log:
