@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off (verbose=0); our Progress prints
+import ray
+from ray import tune
+from ray._private import ray_constants
 
-import ray  # noqa: E402
-from ray import tune  # noqa: E402
-from ray._private import ray_constants  # noqa: E402
-
-from core import paths  # noqa: E402
-from core.sweeps import Engine, Progress, TrialSpec, local_workers, run_trial  # noqa: E402
+from core import paths
+from core.sweeps import Engine, Progress, TrialSpec, local_workers, run_trial
 
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode, also on Linux
 
@@ -24,7 +22,8 @@ def _trainable(config: dict) -> None:
     result = run_trial(TrialSpec(**config["spec"]), Path(config["runs_root"]), config["data_dir"], config["threads"],
                        config["env"], where={"ray_node": ray.get_runtime_context().get_node_id()})
     tune.report({"run_id": result["run_id"], "state": result["state"], "seconds": result["seconds"],
-                 **{f"f1_{h}": v for h, v in result["f1"].items()}, "resumed": bool(result.get("resumed"))})
+                 **{f"f1_{h}": v for h, v in result["f1"].items()}, "resumed": bool(result.get("resumed")),
+                 "spawned": result.get("spawned", 0.0), "exited": result.get("exited", 0.0)})
 
 
 def as_result(metrics: dict) -> dict:
@@ -37,10 +36,21 @@ class _Reporter(tune.Callback):
 
     def __init__(self, progress: Progress, max_failures: int):
         self.progress, self.max_failures = progress, max_failures
+        self.started: dict[str, float] = {}
+        self.overhead: dict[str, float] = {}  # run id -> seconds the engine added around its training process
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.config["spec"]["run_id"]] = time.time()  # the last (re)start counts
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        if trial.last_result and "run_id" in trial.last_result:
-            self.progress.finished(as_result(trial.last_result))
+        result = trial.last_result or {}
+        if "run_id" not in result:
+            return
+        run_id = result["run_id"]
+        if result.get("spawned") and run_id in self.started:
+            # Tune starting the trial -> the training process spawned, and its exit -> Tune reporting it here.
+            self.overhead[run_id] = (result["spawned"] - self.started[run_id]) + (time.time() - result["exited"])
+        self.progress.finished(as_result(result))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.progress.error(trial.config["spec"]["run_id"], "its worker failed", retrying=True)
@@ -74,6 +84,7 @@ def run(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: E
     try:
         resources = {"cpu": engine.cpus_per_trial, "gpu": engine.gpus_per_trial}
         trainable = tune.with_resources(_trainable, resources)
+        reporter = _Reporter(progress, engine.max_failures)
         space = {"spec": tune.grid_search([asdict(s) for s in specs]), "runs_root": str(runs_root),
                  "data_dir": data_dir, "threads": engine.cpus_per_trial, "env": env or {}}
         concurrent = engine.workers if engine.address or os.environ.get("RAY_ADDRESS") else local_workers(engine)
@@ -82,13 +93,13 @@ def run(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: E
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, trial_dirname_creator=lambda t: t.trial_id),
             run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=engine.max_failures),
-                                      callbacks=[_Reporter(progress, engine.max_failures)]))
+                                      callbacks=[reporter]))
         grid = tuner.fit()
         out = []
         for i in range(len(grid)):
             r = grid[i]
             if r.error is None and r.metrics and "run_id" in r.metrics:
-                out.append(as_result(r.metrics))
+                out.append({**as_result(r.metrics), "engine_overhead_s": reporter.overhead.get(r.metrics["run_id"])})
             else:
                 out.append({"run_id": r.config["spec"]["run_id"], "state": "failed", "seconds": 0.0, "f1": {},
                             "error": str(r.error)[:300]})

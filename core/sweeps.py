@@ -9,11 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from core import paths, records
 from core.errors import DigitsError
@@ -85,7 +85,7 @@ class SweepPlan:
 
 
 def new_sweep_id() -> str:
-    return f"sweep-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
+    return f"sweep-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
 
 
 def parse_grid(items: list[str]) -> dict:
@@ -121,7 +121,7 @@ def make_plan(trials: list[str], seeds: list[int], budget: dict, grid: dict, swe
         raise SweepError(f"seeds must lie between {lo} and {hi}")
     clash = set(budget) & set(grid)
     if clash:
-        raise SweepError(f"{sorted(clash)[0]} is given both as a budget flag and in --grid")
+        raise SweepError(f"{min(clash)} is given both as a budget flag and in --grid")
     return SweepPlan(sweep_id or new_sweep_id(), tuple(dict.fromkeys(trials)), tuple(dict.fromkeys(seeds)),
                      {k: v for k, v in budget.items() if v is not None}, grid, time.time())
 
@@ -165,15 +165,18 @@ def headline_f1(summary: dict) -> dict:
     return {h: round(summary["final"][h]["macro_f1"], 2) for h in records.HEAD_NAMES if h in summary.get("final", {})}
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the training dies with the worker that started it, so a killed Ray worker leaves no orphan."""
-    try:
-        import ctypes
-        import signal
+# Linux: the training dies with the process that watches it (PR_SET_PDEATHSIG survives the exec), so a killed Ray
+# worker or driver leaves no orphan training; if the watcher died before that was set, the training does not start.
+# A trampoline instead of Popen's preexec_fn, which is unsafe in threads (Tune and the local engine watch from threads).
+_DIE_WITH_PARENT = ("import ctypes, os, signal, sys; watcher = int(sys.argv[1]); "
+                    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL); "
+                    "os.getppid() == watcher or sys.exit(137); os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+
+def _command(argv: list[str]) -> list[str]:
+    if sys.platform == "linux":
+        return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
+    return [sys.executable, *argv]
 
 
 def _clear_attempt(run_dir: Path, runs_root: Path) -> None:
@@ -207,11 +210,10 @@ def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, thr
     host = socket.gethostname()
     write_json(run_dir / LABEL_FILE, {**spec.label(), "host": host, "worker_pid": os.getpid(), **(where or {})})
     child_env = {**os.environ, **(env or {}), "DIGITS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
+    started, spawned = time.perf_counter(), time.time()
     with open(run_dir / "train.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, *spec.argv(runs_root, data_dir)], cwd=paths.REPO_ROOT, env=child_env,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        proc = subprocess.Popen(_command(spec.argv(runs_root, data_dir)), cwd=paths.REPO_ROOT, env=child_env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         # Written before the training gets going (as core.runs.start_training does), so the run lists at once.
         write_json(run_dir / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(),
                                              "trial": spec.trial, "phase": "starting"})
@@ -225,10 +227,11 @@ def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, thr
             except subprocess.TimeoutExpired:
                 pass
     (run_dir / HEARTBEAT_FILE).unlink(missing_ok=True)
-    seconds = round(time.perf_counter() - started, 2)
+    seconds, exited = round(time.perf_counter() - started, 2), time.time()
     summary = finished_summary(run_dir)
     if summary is not None:
-        return {"run_id": spec.run_id, "state": "finished", "seconds": seconds, "f1": headline_f1(summary)}
+        return {"run_id": spec.run_id, "state": "finished", "seconds": seconds, "f1": headline_f1(summary),
+                "spawned": spawned, "exited": exited}
     if (run_dir / "cancel.json").exists():  # cancelled from the app or `core.runs cancel`: not retried
         return {"run_id": spec.run_id, "state": "cancelled", "seconds": seconds, "f1": {}}
     raise TrialFailed(f"{spec.run_id}: training exited with code {proc.returncode}: {_last_line(run_dir / 'train.log')}")
@@ -328,6 +331,8 @@ def run_local(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, eng
 def run_ray(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: Engine, progress: Progress,
             storage: Path, name: str, env: dict | None = None) -> list[dict]:
     """The trials as a Ray Tune grid: one trial per spec, retried by Tune (FailureConfig) when its worker dies."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # read when Ray is imported: no usage reports
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off (verbose=0); Progress prints
     from core import ray_engine
 
     return ray_engine.run(specs, runs_root, data_dir, engine, progress, storage, name, env)
