@@ -1,20 +1,17 @@
-"""Seconds from core.runs.cancel() to a real background training saying it stopped, and to its exit, per phase (target: 2 s)."""
+"""Seconds from core.runs.store.cancel() to a real background training saying it stopped, and to its exit, per phase (target: 2 s)."""
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import paths  # noqa: E402
-from core.deployment import Deployment  # noqa: E402
-from core.runs import cancel, pid_alive, start_training  # noqa: E402
-from tests.test_runs_cancel import PHASES, REQUEST, _status  # noqa: E402  (the phases as the test sees them)
+from core import paths
+from core.deployment import Deployment
+from core.runs.store import cancel, pid_alive, start_training
+from tests.system.test_runs_cancel import PHASES, REQUEST, _status  # the phases as the test sees them
 
 
 

@@ -2,7 +2,7 @@
 
 A FLAC of 30 s at 384 kHz over 8 channels (about 100 KB, within the header limits) and a white
 10000x10000 PNG, beside the largest that the limits accept (30 s of 96 kHz stereo, a 4096x4096 RGB
-PNG), each read in a fresh process through core/audio.py and core/image.py as they are in the working
+PNG), each read in a fresh process through core/features/audio.py and core/features/image.py as they are in the working
 tree and, with --against, as they were at a git revision.
 
     python bench/bench_decode_memory.py --against main
@@ -20,8 +20,6 @@ import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
 
 def flac(rate: int = 384_000, channels: int = 8, tone: bool = False, seconds: int = 30) -> bytes:
     """seconds of silence (or a quiet 200 Hz tone), written a second at a time (never all samples in memory)."""
@@ -65,12 +63,12 @@ def child(kind: str, path: str, revision: str | None) -> None:
 
     name = "audio" if kind == "flac" else "image"
     if revision:
-        sys.path.insert(0, str(REPO / "bench"))
-        from trim_unchanged import module_at
+        from bench.bench_photos import image_module_at
+        from bench.trim_unchanged import module_at
 
-        module = module_at(revision) if name == "audio" else __import__("bench_photos").image_module_at(revision)
+        module = module_at(revision) if name == "audio" else image_module_at(revision)
     else:
-        module = __import__(f"core.{name}", fromlist=[name])
+        module = __import__(f"core.features.{name}", fromlist=[name])
     def read(data: bytes) -> None:
         if name == "audio":
             module.mfcc_features(module.place_in_window(module.trim_speech(module.to_mono_8k(*module.decode(data)))))

@@ -16,10 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere, as the other benchmarks
-
-from core.predict import Predictor  # noqa: E402
-from core.voices import WORDS  # noqa: E402
+from core.predict import Predictor
+from core.features.voices import WORDS
 
 VOICES = ("slt", "kal16", "awb", "rms")  # slt is a woman, the others men
 RATES = (0.8, 1.0, 1.25)  # flite's duration_stretch: faster, as is, slower

@@ -5,26 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 
 # As app.py does before anything loads OpenMP: the app's waiting OpenMP threads sleep instead of spinning.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
-
-from bench_predict import canvas_from  # noqa: E402
-from core import embeddings as E  # noqa: E402
-from core import paths  # noqa: E402
-from core import projections as P  # noqa: E402
-from core.data.mnist import load_mnist  # noqa: E402
-from core.device import thread_count  # noqa: E402
-from core.predict import Predictor  # noqa: E402
+from bench.bench_predict import canvas_from
+from core.analysis import embeddings as E
+from core import paths
+from core.analysis import projections as P
+from core.data.mnist import load_mnist
+from core.model.device import thread_count
+from core.predict import Predictor
 
 # Six visitors, six different projections (encoder, method, parameters).
 REQUESTS = [("image", "tsne", dict(perplexity=30)), ("image", "umap", dict(neighbors=15)),

@@ -3,7 +3,7 @@
 Each digit becomes dark ink on a page, saved the way a phone or a screenshot tool would save it
 (paper tones, lighting gradients, shadows, blur, JPEG, rotation, stroke thickness, EXIF orientation,
 transparency), and goes through the serving path: Predictor's prepare_image, then the image head.
-`--baseline REV` also scores the preprocessing of core/image.py at that git revision on the very same
+`--baseline REV` also scores the preprocessing of core/features/image.py at that git revision on the very same
 files, so the table shows before and after from one run, and counts the inputs that need no repair
 (MNIST's 28x28s, canvases, black on white) whose 28x28 differs from the baseline's: it must be none.
 
@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import paths  # noqa: E402
-from core.data.mnist import load_mnist  # noqa: E402
-from core.errors import InvalidInput  # noqa: E402
-from core.predict import Predictor, prepare_image  # noqa: E402
+from core import paths
+from core.data.mnist import load_mnist
+from core.errors import InvalidInput
+from core.predict import Predictor, prepare_image
 
 # What Pillow's ImageOps.exif_transpose applies for each EXIF orientation, and its inverse, which the
 # camera applied when it stored the pixels.
@@ -146,12 +145,12 @@ def _png(img: Image.Image, exif: Image.Exif | None = None) -> bytes:
 
 
 def image_module_at(revision: str) -> types.ModuleType:
-    """core/image.py as it was at revision, loaded as a module of its own (the baseline preprocessing)."""
-    source = subprocess.run(["git", "show", f"{revision}:core/image.py"], cwd=paths.REPO_ROOT, check=True,
+    """core/features/image.py as it was at revision, loaded as a module of its own (the baseline preprocessing)."""
+    source = subprocess.run(["git", "show", f"{revision}:core/features/image.py"], cwd=paths.REPO_ROOT, check=True,
                             capture_output=True, text=True).stdout
     module = types.ModuleType(f"image_at_{revision}")
     sys.modules[module.__name__] = module
-    exec(compile(source, f"{revision}:core/image.py", "exec"), module.__dict__)  # noqa: S102 - our own file from git
+    exec(compile(source, f"{revision}:core/features/image.py", "exec"), module.__dict__)  # noqa: S102 - our own file from git
     return module
 
 
@@ -170,10 +169,9 @@ def image_head(predictor: Predictor, images28: list[np.ndarray | None]) -> np.nd
 
 def unchanged(old: types.ModuleType, images: np.ndarray) -> str:
     """How many inputs that need no photo repair preprocess differently from old: they must not."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_predict import canvas_from
+    from bench.bench_predict import canvas_from
 
-    from core import image
+    from core.features import image
 
     def differ(make, picks) -> str:
         count = sum(not np.array_equal(old.preprocess(make(images[i])), image.preprocess(make(images[i]))) for i in picks)
@@ -201,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=str(paths.DEFAULT_WEIGHTS))
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--per-condition", type=int, default=300, help="MNIST test digits per condition")
-    parser.add_argument("--baseline", default=None, help="git revision whose core/image.py to score too, e.g. main")
+    parser.add_argument("--baseline", default=None, help="git revision whose core/features/image.py to score too, e.g. main")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--failures", type=Path, default=None, help="save each picture the image head misread here")
     args = parser.parse_args(argv)

@@ -4,17 +4,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import paths  # noqa: E402
-from core.data.mnist import load_mnist  # noqa: E402
-from core.predict import Predictor  # noqa: E402
+from core import paths
+from core.data.mnist import load_mnist
+from core.predict import Predictor
 
 
 def canvas_from(digit28: np.ndarray) -> np.ndarray:

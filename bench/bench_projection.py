@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from core import embeddings, paths  # noqa: E402
-from core.device import thread_count  # noqa: E402
+from core import paths
+from core.analysis import embeddings
+from core.model.device import thread_count
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -86,11 +85,11 @@ def first_use(x: np.ndarray, name: str) -> float:
     """Seconds of the first projection in a fresh process: lazy imports and numba compilation included."""
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/x.npy", x)
-        code = (f"import sys, time, numpy as np; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'bench')!r}]\n"
-                "import bench_projection\n"
+        code = ("import time, numpy as np\n"
+                "from bench import bench_projection\n"
                 f"x = np.load({tmp + '/x.npy'!r}); start = time.perf_counter(); bench_projection.RUNNERS[{name!r}](x)\n"
                 "print(time.perf_counter() - start)")
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     return float(run.stdout.split()[-1])
 
 

@@ -6,16 +6,13 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.leaderboard import entries  # noqa: E402
-from core.runs import list_runs  # noqa: E402
-from tests.test_runs_fuzz import GOOD, _corrupt, _text  # noqa: E402
+from core.runs.leaderboard import entries
+from core.runs.listing import list_runs
+from tests.test_runs_fuzz import GOOD, _corrupt, _text
 
 
 def build(root: Path, good: int, malformed: int) -> None:

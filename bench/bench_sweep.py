@@ -2,21 +2,21 @@
 
 Prints both wall times, their ratio (target <= 0.6), Ray's start-up and the engine's overhead per trial (target
 <= 2 s: from Tune starting a trial to its training process spawning, plus from that process's exit to the driver
-hearing of it). Both runs in one session, on one machine, in the order serial then Ray."""
+hearing of it). Both runs in one session, on one machine, in the order serial then Ray.
+
+    DIGITS_THREADS=1 python -m bench.bench_sweep
+"""
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import paths  # noqa: E402
-from core.sweeps import Engine, make_plan, run_sweep  # noqa: E402
+from core import paths
+from core.runs.sweep import Engine, make_plan, run_sweep
 
 TRIALS = ["try1", "try2", "try9", "try5"]  # small designs: the trials' time is training, not the engine's
 BUDGET = {"epochs": 1, "limit": 1000, "eval_limit": 2000}
@@ -40,7 +40,7 @@ def main() -> None:
         serial, _ = timed_sweep(Path(tmp) / "serial", Engine("local", workers=1), args.seed)
         import ray
 
-        from core import ray_engine
+        from core.runs import ray_engine
 
         engine = Engine("ray", workers=2)
         started = time.perf_counter()

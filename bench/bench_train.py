@@ -3,21 +3,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import models, paths  # noqa: E402
-from core.device import thread_count  # noqa: E402
-from core.dataset import load_run_data  # noqa: E402
-from core.evaluate import evaluate_split, headline  # noqa: E402
-from core.train import Batches, _loss, build_config, class_weights, make_optimizer, train_one_epoch  # noqa: E402
+from core import paths
+from core.model import nets as models
+from core.model.device import thread_count
+from core.training.dataset import load_run_data
+from core.training.evaluate import evaluate_split, headline
+from core.training.loop import Batches, _loss, build_config, class_weights, make_optimizer, train_one_epoch
 
 
 def epoch_order(data, batch_size: int, seed: int):
@@ -30,9 +27,8 @@ def reference(config, order, weight, limit: int | None = None, mask_seed: int | 
     """The seed's way: plain torch modules, default Adam, a batch-32 DataLoader over precomputed tensors.
 
     mask_seed re-seeds torch after the weights are drawn: the same model and data, other dropout masks."""
-    models.FAST_OPS = False
     torch.manual_seed(config.train.seed)
-    model = models.DigitClassifier(config.model).train()
+    model = models.DigitClassifier(config.model, fast_ops=False).train()
     if mask_seed is not None:
         torch.manual_seed(mask_seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.train.lr)
@@ -48,7 +44,6 @@ def reference(config, order, weight, limit: int | None = None, mask_seed: int | 
 
 def ours(config, data, weight):
     """core.train's loop: the fused audio kernel, channels-last image convs, fused Adam, tensor batches."""
-    models.FAST_OPS = True
     torch.manual_seed(config.train.seed)
     model = models.DigitClassifier(config.model)
     opt = make_optimizer(model, config.train)
@@ -61,7 +56,6 @@ def ours(config, data, weight):
 def warm_up(config, order, weight) -> float:
     """A few steps of each loop on throwaway models, so neither timed epoch pays a one-time cost (oneDNN
     primitives; numba's import and compile, or its on-disk cache). Returns the seconds ours' first step took."""
-    models.FAST_OPS = True
     model = models.DigitClassifier(config.model).train()
     img, aud, y = (t[:config.train.batch_size] for t in order)
     start = time.perf_counter()

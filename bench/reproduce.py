@@ -3,20 +3,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import paths  # noqa: E402
-from core.device import thread_count  # noqa: E402
-from core.config import override, to_dict  # noqa: E402
-from core.loso import loso_audio  # noqa: E402
-from core.results import result_from_run, save_result  # noqa: E402
-from core.train import new_run_id, run  # noqa: E402
-from core.trials import SEED_TRIALS  # noqa: E402
+from core import paths
+from core.model.device import thread_count
+from core.config import override, to_dict
+from core.training.loso import loso_audio
+from core.runs.results import result_from_run, save_result
+from core.training.loop import new_run_id, run
+from core.trials import SEED_TRIALS
 
 BUDGET = {"epochs": 1, "train_fraction": 0.1, "batch_size": 32, "lr": 1e-3, "seed": 0, "split": "official"}
 

@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import paths  # noqa: E402
+from core import paths
 
 
 def cell(record: dict, which: str, head: str, key: str) -> str:

@@ -1,4 +1,4 @@
-"""Count FSDD clips whose training features change between core/audio.py at a git revision and the working tree.
+"""Count FSDD clips whose training features change between core/features/audio.py at a git revision and the working tree.
 
 The clean audio features (to_mono_8k -> trim_speech -> place_in_window -> mfcc_features) feed the
 feature cache and the models trained on it, so a change to decoding or trimming must leave ordinary
@@ -13,22 +13,21 @@ import argparse
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import audio, paths  # noqa: E402
+from core import paths
+from core.features import audio
 
 
 def module_at(revision: str) -> types.ModuleType:
-    """core/audio.py as it was at revision, loaded as a module of its own."""
-    source = subprocess.run(["git", "show", f"{revision}:core/audio.py"], cwd=paths.REPO_ROOT, check=True,
+    """core/features/audio.py as it was at revision, loaded as a module of its own."""
+    source = subprocess.run(["git", "show", f"{revision}:core/features/audio.py"], cwd=paths.REPO_ROOT, check=True,
                             capture_output=True, text=True).stdout
     module = types.ModuleType(f"audio_at_{revision}")
     sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(source, f"{revision}:core/audio.py", "exec"), module.__dict__)  # noqa: S102 - our own file from git
+    exec(compile(source, f"{revision}:core/features/audio.py", "exec"), module.__dict__)  # noqa: S102 - our own file from git
     return module
 
 
@@ -47,7 +46,7 @@ def in_a_room(samples: np.ndarray, rate: int, seed: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--against", default="main", help="git revision holding the reference core/audio.py")
+    parser.add_argument("--against", default="main", help="git revision holding the reference core/features/audio.py")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
     args = parser.parse_args(argv)

@@ -6,15 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from core import paths
+from core.errors import DigitsError
+from core.model.calibration import fit_temperature
+from core.model.checkpoint import load, save
+from core.training.dataset import load_eval_data
+from core.training.evaluate import head_labels, head_logits
 
 
 def calibrate(weights: Path, loso_result: dict, root: Path, fusion: str) -> tuple[dict, dict]:
     """(calibration, figures): temperatures per head, the audio head's unsure threshold and the fusion rule."""
-    from core.calibration import fit_temperature
-    from core.checkpoint import load
-    from core.dataset import load_eval_data
-    from core.evaluate import head_labels, head_logits
-
     model, ckpt = load(weights)
     stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
     val = load_eval_data(ckpt["run_config"], root, stats).val
@@ -37,10 +38,6 @@ def calibrate(weights: Path, loso_result: dict, root: Path, fusion: str) -> tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core import paths
-    from core.checkpoint import load, save
-    from core.errors import DigitsError
-
     p = argparse.ArgumentParser(prog="python -m core.calibrate", description=__doc__)
     p.add_argument("--weights", required=True, help="checkpoint to calibrate")
     p.add_argument("--loso", required=True, help="results/loso/<recipe>.json from `core.evaluate --split loso --save`")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+N_CLASSES = 10  # the digits 0-9: every head's output, every label
+
 
 @dataclass(frozen=True)
 class Conv:
@@ -55,7 +57,7 @@ class FeatureConfig:
     synthetic_voices: bool = False  # add espeak-ng voices to the audio training data
     raised_voices: int = 0  # ... and this many more takes per voice and digit at a raised pitch
     voice_accents: int = 1  # ... each espeak-ng variant spoken in this many English accents
-    augmentation: str = "basic"  # a preset of core.audio.AUGMENTATIONS for the views
+    augmentation: str = "basic"  # a preset of core.features.audio.AUGMENTATIONS for the views
 
 
 @dataclass(frozen=True)

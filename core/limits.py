@@ -14,7 +14,7 @@ MAX_IMAGE_PIXELS = 100_000_000  # width x height, checked from the header before
 # Width x height x bytes per pixel once decoded (Pillow keeps colour in 4 bytes a pixel; JPEGs decode at a
 # reduced size first): an 8000x8000 grey or 4096x4096 colour PNG; a white 10000x10000 one would take 400 MB.
 MAX_DECODED_IMAGE_BYTES = 64 * MB
-# Training requests from the sidebar form (core.runs.TrainRequest.BOUNDS), inclusive.
+# Training requests from the sidebar form (core.runs.store.TrainRequest.BOUNDS), inclusive.
 TRAIN_BOUNDS = {"epochs": (1, 30), "batch_size": (8, 512), "lr": (1e-5, 1e-1), "dropout": (0.0, 0.8),
                 "train_fraction": (0.01, 1.0), "seed": (0, 2**31 - 1)}
 # Files read back from runs/ and results/: larger ones are listed as unreadable instead of read into memory.

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import audio as audio_features
+from core.features import audio as audio_features
 from core import limits
-from core import image as image_features
+from core.features import image as image_features
 from core import paths
-from core.checkpoint import load
+from core.model.checkpoint import load
 from core.errors import InvalidInput
 
 AudioInput = "tuple[np.ndarray, int] | bytes"
@@ -69,7 +69,7 @@ def prepare_audio(audio) -> tuple[np.ndarray, np.ndarray]:
         samples, rate = audio
     else:
         raise InvalidInput("Audio must be (samples, sample_rate) or the bytes of an audio file.")
-    window = audio_features.place_in_window(audio_features.trim_speech(audio_features.to_mono_8k(np.asarray(samples), rate)))
+    window = audio_features.serving_window(np.asarray(samples), rate)
     return window, audio_features.mfcc_features(window)
 
 
@@ -141,10 +141,13 @@ class Predictor:
 
 class _OneThread:
     """A batch of one is too small to split across cores; on a busy 2-core machine a second thread
-    waiting for its turn made predict() 4-10x slower (docs/results.md, Speed).
+    waiting for its turn made predict() several times slower (docs/results.md, Speed).
 
-    torch's thread count is per process, so concurrent predictions share one setting: the first caller
-    in saves it and the last one out restores it (each restoring its own reading could leave 1 for good)."""
+    torch's intra-op thread count is not simply per process: a thread keeps the value it first used, and a thread
+    that has not used torch yet (every new Streamlit script thread) takes the value last set by any thread
+    (measured with torch 2.13, docs/results.md, Structure). So concurrent predictions share one setting: the
+    first caller in saves it and the last one out restores it; each restoring its own reading could leave
+    1 for good."""
 
     def __init__(self):
         self._lock = threading.Lock()

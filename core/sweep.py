@@ -9,11 +9,12 @@ from core.errors import DigitsError
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.sweeps import Engine, SweepError, load_plan, make_plan, parse_grid, run_sweep
+    from core.runs.sweep import Engine, SweepError, load_plan, make_plan, parse_grid, run_sweep
 
     p = argparse.ArgumentParser(prog="python -m core.sweep", description=__doc__)
     p.add_argument("--trials", nargs="+", metavar="TRIAL", help="trials to train (e.g. try1 ... try13)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="one training per seed (default: 0)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED",
+                   help="one training per seed (default: 0)")
     p.add_argument("--epochs", type=int, default=None, help="epochs for every trial (default: each trial's own)")
     p.add_argument("--train-fraction", type=float, default=None, help="fraction of MNIST training images (default: 1)")
     p.add_argument("--limit", type=int, default=None, help="at most this many training pairs (tiny smoke sweeps)")
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs per trial, also its torch threads (default: 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each trial asks Ray for (default: 0)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker or process died")
-    p.add_argument("--data-dir", default=None, help="dataset root on every node (default: $DIGITS_DATA_DIR, else data/)")
+    p.add_argument("--data-dir", default=None,
+                   help="dataset root on every node (default: $DIGITS_DATA_DIR, else data/)")
     p.add_argument("--out", default=None, help="runs folder (default: $DIGITS_RUNS_DIR, else runs/)")
     p.add_argument("--results", default=None, metavar="DIR",
                    help="also write each finished trial's record (no weights) to DIR/<sweep id>/")

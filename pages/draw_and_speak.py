@@ -6,8 +6,8 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from core.errors import InvalidInput
-from core.image import INK_THRESHOLD
-from core.microphone import record, unavailable_reason
+from core.features.image import INK_THRESHOLD
+from core.features.microphone import record, unavailable_reason
 import ui
 from ui import charts, examples, state
 

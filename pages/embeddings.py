@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.embeddings import ENCODERS, MAX_POINTS
+from core.analysis.embeddings import ENCODERS, MAX_POINTS
 from core.errors import CheckpointError, DataNotFound, DigitsError
-from core.runs import list_runs
+from core.runs.listing import list_runs
 import ui
 from ui import embed_view, tables
 

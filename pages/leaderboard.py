@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.leaderboard import LOSO_MEAN, LOSO_WORST, SEED_TABLE2
+from core.runs.leaderboard import LOSO_MEAN, LOSO_WORST, SEED_TABLE2
 import ui
 from ui import charts, tables
 

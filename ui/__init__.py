@@ -7,7 +7,12 @@ def page_setup() -> None:
 
     Streamlit treats an app with a pages/ folder as a legacy (v1) multipage app until st.navigation has run once: the
     first visit to /embeddings on a fresh server would run the page bare, and in AppTest every run is v1, where
-    widgets created in app.py itself cannot be clicked. So the sidebar is drawn from here, inside the page's run."""
+    widgets created in app.py itself cannot be clicked. So the sidebar is drawn from here, inside the page's run.
+
+    No supported switch exists: Streamlit keeps `PagesManager.uses_pages_directory` as "a relic of v1" set from the
+    folder's existence (streamlit/streamlit#10276), and its documented way out is another folder name, which the
+    project's layout rules out. tests/app/test_routing.py pins this private API to the Streamlit version it was
+    checked against, so an upgrade fails there first."""
     from streamlit.runtime.pages_manager import PagesManager
 
     from ui import sidebar, state

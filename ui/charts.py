@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from core.config import N_CLASSES
 import plotly.express as px
 import plotly.graph_objects as go
 
-DIGITS = [str(d) for d in range(10)]
+DIGITS = [str(d) for d in range(N_CLASSES)]
 HEAD_COLOURS = {"fused": "#7c3aed", "image": "#0ea5e9", "audio": "#f97316"}
 SMALL = dict(margin=dict(l=10, r=10, t=36, b=10))
 
 
 def probabilities(probs: list[float], head: str) -> go.Figure:
     top = int(np.argmax(probs))
-    colours = [HEAD_COLOURS[head] if d == top else "#cbd5e1" for d in range(10)]
+    colours = [HEAD_COLOURS[head] if d == top else "#cbd5e1" for d in range(N_CLASSES)]
     fig = go.Figure(go.Bar(x=DIGITS, y=probs, marker_color=colours, hovertemplate="digit %{x}: %{y:.1%}<extra></extra>"))
     fig.update_layout(height=130, yaxis=dict(range=[0, 1], tickformat=".0%", nticks=3), xaxis=dict(type="category"),
                       margin=dict(l=0, r=0, t=4, b=0))

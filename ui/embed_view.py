@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import embeddings as E
-from core import projections as P
-from core.runs import weights_of
+from core.analysis import embeddings as E
+from core.analysis import projections as P
+from core.runs.store import weights_of
 from ui import charts, projection_queue, state
 
 

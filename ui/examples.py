@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 import streamlit as st
 
-from core import datastatus
+from core.data import status as datastatus
 from core.data.fsdd import OFFICIAL_TEST_TAKES, list_clips
 from core.data.mnist import load_mnist
 from ui import state

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import streamlit as st
 
-from core import projections as P
+from core.analysis import projections as P
 
 POLL_S = 1.0  # how often a waiting page asks the queue again
 Describe = Callable[[P.Request, int], str]  # (request, points) -> "t-SNE (perplexity 30) in 2D of 2,000 …"

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import datastatus, deployment
+from core import deployment
+from core.data import status as datastatus
 from core.errors import DigitsError
-from core.runs import (TrainingBusy, TrainingLimit, TrainingOff, TrainRequest, active_training, cancel, list_runs,
-                       may_cancel, recent_starts, run_info, start_training)
+from core.runs.listing import active_training, list_runs, run_info
+from core.runs.store import TrainingBusy, TrainingLimit, TrainingOff, TrainRequest, cancel, may_cancel, recent_starts, start_training
 from core.trials import TRIALS
 from ui import state
 

@@ -13,9 +13,9 @@ import streamlit as st
 
 from core import paths
 from core.errors import CheckpointError, DigitsError, InvalidInput
-from core.runs import weights_of
+from core.runs.store import weights_of
 
-if TYPE_CHECKING:  # core.predict imports torch (~2 s): the preload thread pays for it, not the page
+if TYPE_CHECKING:  # core.predict imports torch (seconds): the preload thread pays for it, not the page
     from core.predict import Predictor
 
 WEIGHTS_ENV = "DIGITS_WEIGHTS"  # overrides weights/default.pt (tests, deployments)
@@ -41,7 +41,7 @@ def data_root() -> Path:
     return paths.data_dir()
 
 
-# The default model loads in a background thread (torch, the weights and librosa's lazy imports: ~6 s on this
+# The default model loads in a background thread (torch, the weights and librosa's lazy imports: seconds on this
 # 2-core machine), queued by the first page but held back until that page has been sent: importing torch holds the
 # GIL for long stretches, which slowed the page's own first run and the server sending it.
 _preloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-preload")
@@ -143,12 +143,3 @@ def predictor(show_errors: bool = True) -> Predictor | None:
             else:
                 st.error(f"The weights file `{path}` is unusable: {exc}")
         return None
-
-
-def weights_key() -> tuple[str, float] | None:
-    """(path, mtime) of the active weights, a plain cache key for embeddings."""
-    p = predictor(show_errors=False)
-    if p is None:
-        return None
-    path = Path(p.source)
-    return str(path), path.stat().st_mtime

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import datastatus
-from core.leaderboard import entries
+from core.data import status as datastatus
+from core.runs.leaderboard import SPREADS, entries, seed_rows, seed_table
+from core.runs.listing import list_runs
 from ui import state
 
 COMPACT = ["entry", "seed F1 (final)", "F1 fused", "status"]
@@ -60,16 +61,14 @@ def _versus(diff, beyond) -> str | None:
 def _seed_display(row: dict) -> dict:
     return {"trial": row["trial"], **({"grid": row["grid"]} if row["grid"] else {}), "seeds": row["seeds"],
             **{f"F1 {h}": _pm(row[f"F1 {h} mean"], row[f"F1 {h} sd"]) for h in ("fused", "image", "audio")},
-            "seed F1 (final)": row["seed F1 (final)"], "fused − seed F1": _versus(row["vs seed F1"], row["vs seed beyond spread"]),
+            "seed F1 (final)": row["seed F1 (final)"],
+            "fused − seed F1": _versus(row["vs seed F1"], row["vs seed beyond spread"]),
             "fused − best trial": ("best" if row["vs best"] == 0 and row["best trial"] == row["trial"]
                                    else _versus(row["vs best"], row["vs best beyond spread"]))}
 
 
 def seed_spread() -> None:
-    """The sweeps' trials over seeds (core.leaderboard.seed_table), refreshed while a sweep's trials run."""
-    from core.leaderboard import SPREADS, seed_rows, seed_table
-    from core.runs import list_runs
-
+    """The sweeps' trials over seeds (core.runs.leaderboard.seed_table), refreshed while a sweep's trials run."""
     running = any(r.sweep and r.state == "running" for r in list_runs())
 
     def show() -> None:

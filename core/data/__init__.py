@@ -1,1 +1,1 @@
-"""Datasets: MNIST, FSDD, the course's arrays, their download and their pairing by label."""
+"""Datasets: MNIST and FSDD, their download, their state on disk and their pairing by label."""

@@ -6,6 +6,9 @@ import sys
 
 from core import paths
 from core.errors import DigitsError
+from core.data.download import FSDD_COMMIT, check_fsdd, download_fsdd, download_mnist, fsdd_manifest
+from core.data.fsdd import list_clips
+from core.data.mnist import load_mnist
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,18 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     root = paths.data_dir(args.data_dir)
     try:
         if args.command == "download":
-            from core.data.download import download_fsdd, download_mnist
-
             if args.only in (None, "mnist"):
                 print(f"MNIST in {download_mnist(root)}")
             if args.only in (None, "fsdd"):
                 print(f"FSDD in {download_fsdd(root)}")
         else:
-            from core.data.fsdd import list_clips
-            from core.data.mnist import load_mnist
-
-            from core.data.download import FSDD_COMMIT, check_fsdd, fsdd_manifest
-
             for split in ("train", "test"):
                 images, _ = load_mnist(root, split)
                 print(f"MNIST {split}: {len(images)} images")

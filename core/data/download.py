@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import DownloadError
+from core.io import atomic_write
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -219,8 +220,6 @@ def _recordings_in(blob: bytes, url: str, manifest: dict[str, str]) -> dict[str,
 
 def _install(target: Path, files: dict[str, bytes], names: list[str]) -> None:
     """Add names to target: all at once by renaming a finished folder when target is absent, else one by one."""
-    from core.io import atomic_write
-
     for stale in target.parent.glob(".recordings.*"):  # staging of a download that was killed; ours, locked out now
         shutil.rmtree(stale, ignore_errors=True)
     if not target.exists():
@@ -240,6 +239,4 @@ def _install(target: Path, files: dict[str, bytes], names: list[str]) -> None:
 
 
 def _write_atomic(dest: Path, blob: bytes) -> None:
-    from core.io import atomic_write
-
     atomic_write(dest, lambda f: f.write(blob))

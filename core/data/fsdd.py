@@ -36,14 +36,3 @@ def list_clips(root: Path) -> list[Clip]:
     if not clips:
         raise DataNotFound(f"{folder} holds no files named {{digit}}_{{speaker}}_{{take}}.wav")
     return clips
-
-
-def is_test(clip: Clip, split: str = "official", held_out_speaker: str | None = None) -> bool:
-    """Whether clip is in the test part of split: 'official' (takes 0-4) or 'loso' (one speaker)."""
-    if split == "official":
-        return clip.take in OFFICIAL_TEST_TAKES
-    if split == "loso":
-        if held_out_speaker is None:
-            raise ValueError("the loso split needs held_out_speaker")
-        return clip.speaker == held_out_speaker
-    raise ValueError(f"split must be 'official' or 'loso', not {split!r}")

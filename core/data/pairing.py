@@ -6,6 +6,7 @@ import numpy as np
 # Fixed pairings, so every evaluation of a split pairs the same image with the same clip.
 TEST_PAIRING_SEED = 1234
 VAL_PAIRING_SEED = 99
+LOSO_PAIRING_SEED = 7  # the test image paired with each held-out speaker's clip
 
 
 def pair_by_label(image_labels: np.ndarray, clip_labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

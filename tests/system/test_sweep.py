@@ -2,6 +2,7 @@
 driver resumed, and the local-process fallback when Ray cannot be imported."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.sweeps import Engine, load_plan, make_plan, run_sweep
+from core.runs.sweep import Engine, load_plan, make_plan, run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 # Two tiny trials of different designs: 40 training pairs, 1 epoch, 100 validation and test images.
@@ -100,10 +101,8 @@ def _stop(head: subprocess.Popen, temp: Path) -> None:
     """Stop this head only (`ray stop` would stop every Ray on the machine): its process group, then any of its
     processes that left it, found by the head's own temp dir on their command line."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             head.wait(20)
             break

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from core.io import write_json
-from core.leaderboard import seed_rows, seed_table
-from core.runs import run_info
-from core.sweeps import SweepError, load_plan, make_plan, parse_grid, save_plan
+from core.runs.leaderboard import seed_rows, seed_table
+from core.runs.listing import run_info
+from core.runs.sweep import SweepError, load_plan, make_plan, parse_grid, save_plan
 
 
 def test_grid_parses_bounded_training_fields():
@@ -83,7 +83,7 @@ def test_a_fresh_heartbeat_keeps_a_run_running_and_a_stale_one_does_not(tmp_path
 
 
 def _build_bank(cache: str, log: str) -> None:
-    from core.features import ClipBank, cached_bank
+    from core.features.banks import ClipBank, cached_bank
 
     def compute() -> ClipBank:
         with open(log, "a") as f:

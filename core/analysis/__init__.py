@@ -1,0 +1,1 @@
+"""What the encoders learned: embeddings, their projections (t-SNE, UMAP, PCA) and clusters."""

@@ -1,0 +1,236 @@
+"""Encoder embeddings of a split, 2D/3D projections (t-SNE, UMAP, PCA), k-means and cluster quality."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from core.model.device import thread_count
+from core.errors import DigitsError
+
+ENCODERS = ("image", "audio", "fused")
+METHODS = ("tsne", "umap", "pca")
+MAX_POINTS = 10_000
+Progress = Callable[[float, str], None]
+Cancelled = Callable[[], bool]
+
+
+class ProjectionCancelled(DigitsError):
+    """A projection stopped part-way because its cancelled() check said so."""
+
+
+@dataclass
+class Embedding:
+    """Vectors of one encoder over sampled points, with a row of metadata per point."""
+
+    encoder: str
+    vectors: np.ndarray  # (n, d) float32, computed in eval mode
+    meta: pd.DataFrame  # digit, prediction, correct, speaker, clip, image_index
+    images: np.ndarray | None  # (n, 28, 28) uint8 for image and fused points, None for audio
+
+
+def load_split(weights: str | Path, root: str | Path, split: str = "test"):
+    """(model, checkpoint, Split) for a checkpoint, with the split standardised by its own feature stats."""
+    from core.model.checkpoint import load
+    from core.training.dataset import load_eval_data
+
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, not {split!r}")
+    model, ckpt = load(Path(weights))
+    config = ckpt["run_config"]
+    stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
+    data = load_eval_data(config, Path(root), stats)
+    return model, ckpt, getattr(data, split)
+
+
+def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int = 1000) -> Embedding:
+    """Embeddings of up to n points: images (image), unique clips (audio) or image+clip pairs (fused)."""
+    import torch  # here: the Explore page imports this module for its constants, before it has a model
+
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, not {encoder!r}")
+    needed = ("image", "audio") if encoder == "fused" else (encoder,)
+    if any(m not in model.modalities for m in needed):
+        raise ValueError(f"this model has no {encoder} embedding (it was trained on {' and '.join(model.modalities)})")
+    model.eval()
+    rng = np.random.default_rng(seed)
+    n = int(min(max(1, n), MAX_POINTS))
+    if encoder == "audio":
+        rows = np.sort(rng.permutation(len(data.clip_labels))[:n])
+        clips, images = rows, None
+    else:
+        rows = np.sort(rng.permutation(len(data.labels))[:n])
+        clips, images = data.pairing[rows], rows
+    vecs, preds = [], []
+    for start in range(0, len(rows), batch):
+        img = torch.from_numpy(data.images[images[start:start + batch]]) if images is not None else None
+        aud = torch.from_numpy(data.clips[clips[start:start + batch], 0]) if encoder != "image" else None
+        with torch.inference_mode():
+            vecs.append(model.embeddings(image=img, audio=aud)[encoder].float().numpy())
+            logits = model(image=img, audio=aud)
+        head = logits.get(encoder, logits.get("fused"))  # a model without per-modality heads predicts nothing alone
+        preds.append(head.argmax(1).numpy() if head is not None else np.full(len(vecs[-1]), -1))
+    labels = data.clip_labels[clips] if encoder == "audio" else data.labels[rows]
+    pred = np.concatenate(preds)
+    meta = pd.DataFrame({
+        "digit": labels.astype(int), "prediction": pred.astype(int), "correct": labels == pred,
+        "speaker": data.clip_speakers[clips], "clip": data.clip_names[clips],
+        "image_index": rows if images is not None else -1,
+    })
+    pics = (np.clip(data.images[rows], 0, 1) * 255).astype(np.uint8) if images is not None else None
+    return Embedding(encoder, np.concatenate(vecs).astype(np.float32), meta, pics)
+
+
+def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: float = 30.0, n_neighbors: int = 15,
+            min_dist: float = 0.1, seed: int = 0, progress: Progress | None = None, threads: int | None = None,
+            cancelled: Cancelled | None = None) -> np.ndarray:
+    """(n, dims) coordinates on at most `threads` threads (default: thread_count()); progress(fraction, message) is
+    called while t-SNE or UMAP optimises, and ProjectionCancelled is raised soon after cancelled() turns true."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if dims not in (2, 3):
+        raise ValueError("dims must be 2 or 3")
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) < 5:
+        raise ValueError("need at least 5 points to project")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=dims, random_state=seed).fit_transform(x).astype(np.float32)
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, int(threads or thread_count()))
+    stop = _Stop(cancelled or (lambda: False))
+    stop.check()
+    # OpenMP's thread count is per calling thread, so this caps scikit-learn's neighbour search here without
+    # touching predictions running in the app's other threads.
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        if method == "umap":
+            return _umap(x, dims, n_neighbors, min_dist, seed, progress, stop)
+        return _tsne(x, dims, perplexity, seed, progress, threads, stop)
+
+
+class _Stop:
+    """The cancelled() check, raising ProjectionCancelled."""
+
+    def __init__(self, cancelled: Cancelled):
+        self.cancelled = cancelled
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise ProjectionCancelled("the projection was cancelled")
+
+
+class _UmapEpochs(io.TextIOBase):
+    """UMAP's epoch progress bar written here (UMAP has no callback): reports progress and stops when cancelled.
+
+    UMAP's tqdm bar renders as "n/total" (bar_format below) between epochs; raising from its write ends the epoch loop,
+    the one long stretch of a UMAP. It raises once: tqdm writes again as it closes and would raise a second time."""
+
+    def __init__(self, progress: Progress | None, stop: _Stop):
+        self.progress, self.stop, self.raised = progress, stop, False
+
+    def write(self, text: str) -> int:
+        done, _, total = text.strip().partition("/")
+        if self.progress and done.isdigit() and total.isdigit() and int(total):
+            self.progress(0.2 + 0.79 * int(done) / int(total), f"UMAP: epoch {done} of {total}")
+        if not self.raised and self.stop.cancelled():
+            self.raised = True
+            self.stop.check()
+        return len(text)
+
+
+def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, progress: Progress | None,
+          stop: _Stop) -> np.ndarray:
+    import umap
+    from sklearn.neighbors import NearestNeighbors
+
+    if progress:
+        progress(0.1, "UMAP: building the neighbour graph")
+    k = int(min(n_neighbors, len(x) - 1))
+    # Exact neighbours (~1 s for 10,000 x 64) spare the first UMAP above 4,096 points numba's compilation of
+    # NN-descent. UMAP lists each point as its own nearest neighbour and takes the first non-zero distance as
+    # the point's radius, so the self-distance must be 0, not BLAS round-off (that kept 0.22 of 10-NN, not 0.24).
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
+    dist[:, 0] = 0
+    stop.check()
+    epochs = {"disable": False, "file": _UmapEpochs(progress, stop), "bar_format": "{n}/{total}", "mininterval": 0.25}
+    model = umap.UMAP(n_components=dims, n_neighbors=k, min_dist=min_dist, random_state=seed, tqdm_kwds=epochs,
+                      n_jobs=1, precomputed_knn=(idx, dist.astype(np.float32)))  # a fixed random_state makes UMAP serial anyway
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")  # no search index: only transform() needs one
+        return model.fit_transform(x).astype(np.float32)
+
+
+def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None, jobs: int,
+          stop: _Stop) -> np.ndarray:
+    from openTSNE import TSNE
+    from openTSNE.tsne import OptimizationInterrupt
+
+    iters = {"early": 250, "normal": 500}
+    total = sum(iters.values())
+    perplexity = float(min(perplexity, (len(x) - 1) / 3))
+    done = {"n": 0}
+
+    def callback(iteration, error, embedding):
+        done["n"] += 25
+        if progress:
+            progress(min(0.99, done["n"] / total), f"t-SNE: iteration {done['n']} of {total}")
+        return stop.cancelled()  # True makes openTSNE raise OptimizationInterrupt
+
+    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=jobs,
+                callbacks=callback, callbacks_every_iters=25, verbose=False)
+    affinities = _tsne_affinities(x, perplexity, jobs)
+    stop.check()
+    embedding = tsne.prepare_initial(x, affinities)
+    # The two phases of TSNE.fit with its defaults, each with the faster gradient: FFT's cost grows with the
+    # embedding's area, BH's barely does, so FFT wins while early exaggeration keeps 10,000 points compact and
+    # BH (threaded, where openTSNE's FFT is serial) once they spread: 500 BH iterations take ~a third of FFT's.
+    early = "fft" if dims == 2 and len(x) > 5000 else "bh"
+    try:
+        embedding.optimize(iters["early"], exaggeration=12, momentum=0.8, negative_gradient_method=early, inplace=True,
+                           propagate_exception=True)
+        embedding.optimize(iters["normal"], momentum=0.8, negative_gradient_method="bh", inplace=True,
+                           propagate_exception=True)
+    except OptimizationInterrupt:  # only our callback stops it, when cancelled() said so
+        raise ProjectionCancelled("the projection was cancelled") from None
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _tsne_affinities(x: np.ndarray, perplexity: float, jobs: int):
+    from openTSNE import affinity, nearest_neighbors
+
+    # Exact neighbours by brute force take ~1 s for 10,000 x 64, and passing them in keeps openTSNE from
+    # importing pynndescent (numba), a start-up the first t-SNE of a process paid even when it used Annoy.
+    knn = nearest_neighbors.Sklearn(x, k=min(len(x) - 1, int(3 * perplexity)), n_jobs=jobs)
+    return affinity.PerplexityBasedNN(knn_index=knn, perplexity=perplexity, n_jobs=jobs)
+
+
+def kmeans(x: np.ndarray, k: int = 10, seed: int = 0) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=int(min(k, len(x))), n_init=4, random_state=seed).fit_predict(x).astype(int)
+
+
+def cluster_quality(x: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 0) -> dict[str, float]:
+    """How well k-means on the embedding recovers the digits (ARI, NMI) and how separated they are (silhouette)."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+
+    clusters = kmeans(x, k, seed)
+    sample = min(len(x), 3000)
+    sil = silhouette_score(x, labels, sample_size=sample, random_state=seed) if len(set(labels)) > 1 else float("nan")
+    return {"ARI": float(adjusted_rand_score(labels, clusters)), "NMI": float(normalized_mutual_info_score(labels, clusters)),
+            "silhouette": float(sil)}
+
+
+def neighbours(x: np.ndarray, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and Euclidean distances of the k nearest other points to x[index], nearest first."""
+    d = np.linalg.norm(x - x[index], axis=1)
+    d[index] = np.inf
+    order = np.argsort(d)[: min(k, len(x) - 1)]
+    return order, d[order]

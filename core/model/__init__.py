@@ -1,0 +1,1 @@
+"""The networks, their fast CPU kernels, checkpoints, calibration and the device they run on."""

@@ -1,0 +1,1 @@
+"""Training runs on disk: starting and cancelling them, their records, results, retention and the leaderboard."""

@@ -1,0 +1,66 @@
+"""Helpers the tests share: a speech-like signal, a Streamlit server on loopback, an AppTest after a page's run."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def speech_like(seconds: float = 0.5, rate: int = 8000, f0: float = 140.0, seed: int = 0) -> np.ndarray:
+    """A voiced, vowel-like test signal: harmonics of f0 under a smooth envelope, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12) if f0 * k < rate / 2)
+    envelope = np.sin(np.pi * t / seconds) ** 2
+    return (0.3 * tone * envelope + 0.003 * rng.normal(size=len(t))).astype(np.float32)
+
+
+@contextmanager
+def streamlit_server(env: dict):
+    """`streamlit run app.py` on a free loopback port with env; yields its URL once it accepts connections."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def app_after_run(page: str, timeout: float = 240, **state):
+    """AppTest of app.py after a run of page, with state set first. Always switched to explicitly: AppTest's first
+    run has no page URL, and widget clicks on that run's default page do not reach the script (its page id
+    changes between runs). timeout guards against a hang; nothing asserts how long a run takes."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at

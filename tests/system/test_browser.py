@@ -1,0 +1,128 @@
+"""Real browser (Debian's chromium via Playwright): draw with the mouse, speak through the fake microphone."""
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from core import paths
+from core.predict import Predictor
+from tests.helpers import streamlit_server
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+
+
+def weights_for_browser(request) -> Path:
+    """The shipped model when there is one (what users get), else the tiny test checkpoint."""
+    return paths.DEFAULT_WEIGHTS if paths.DEFAULT_WEIGHTS.is_file() else request.getfixturevalue("tiny_weights")
+
+
+def fake_mic_clip(predictor: Predictor, data_root: Path, tmp: Path) -> tuple[Path, int]:
+    """An FSDD test clip at 16 kHz with silence around it (sox), the one the model is surest about of a few."""
+    best = None
+    for name in ["3_jackson_0.wav", "5_theo_1.wav", "0_george_2.wav", "8_nicolas_0.wav", "6_lucas_3.wav"]:
+        out = tmp / f"16k_{name}"
+        subprocess.run(["sox", str(data_root / "fsdd" / "recordings" / name), "-r", "16000", "-b", "16", "-c", "1",
+                        str(out), "pad", "0.6", "0.9"], check=True)
+        samples, rate = sf.read(out, dtype="float32")
+        r = predictor.predict(audio=(samples, rate))
+        if best is None or r.confidence > best[2]:
+            best = (out, r.digit, r.confidence)
+    return best[0], best[1]
+
+
+@pytest.fixture(scope="module")
+def server(request, data_root, tmp_path_factory):
+    if not Path(CHROMIUM).exists() or not shutil.which("sox"):
+        pytest.fail("the browser test needs /usr/bin/chromium and sox (scripts/setup --dev installs them)")
+    tmp = tmp_path_factory.mktemp("browser")
+    weights = weights_for_browser(request)
+    env = {"DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root), "DIGITS_RUNS_DIR": str(tmp / "runs")}
+    with streamlit_server(env) as url:
+        yield url, weights, tmp
+
+
+def metric(page, label: str, timeout: float = 60_000) -> str:
+    box = page.locator('[data-testid="stMetric"]', has_text=label)
+    box.wait_for(timeout=timeout)
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def card(page, head: str) -> tuple[str, str]:
+    """(digit, "NN% sure") as a prediction card shows them."""
+    box = page.locator('[data-testid="stMetric"]', has_text=f"{head.capitalize()} prediction")
+    return (box.locator('[data-testid="stMetricValue"]').inner_text().strip(),
+            box.locator('[data-testid="stMetricDelta"]').inner_text().strip())
+
+
+def recorded_wav(page) -> bytes:
+    """The recording the browser holds (and sent to the app), through the widget's own download button."""
+    widget = page.locator('[data-testid="stAudioInput"]')
+    widget.hover()
+    with page.expect_download() as download:
+        widget.locator('button[aria-label^="Download as WAV"]').click()
+    return Path(download.value.path()).read_bytes()
+
+
+def canvas_pixels(page) -> np.ndarray:
+    """What the canvas holds: its layers (background, drawing) read back from the browser and overlaid."""
+    urls = page.locator('[data-testid="stMain"] canvas').evaluate_all(
+        "cs => cs.filter(c => c.width > 100).map(c => c.toDataURL('image/png'))")
+    layers = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).convert("RGB")) for u in urls]
+    return np.max(np.stack([layer for layer in layers if layer.shape == layers[0].shape]), axis=0)
+
+
+def test_draw_and_speak_in_a_real_browser(server, data_root):
+    from playwright.sync_api import sync_playwright
+
+    url, weights, tmp = server
+    predictor = Predictor.load(weights)
+    wav, expected_audio = fake_mic_clip(predictor, data_root, tmp)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"])
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
+            page.goto(url, timeout=120_000)
+            page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
+            # The sidebar was drawn while the model loaded; it names the model without the visitor clicking.
+            page.locator('[data-testid="stSidebar"]').get_by_text("Loaded: ").wait_for(timeout=30_000)
+
+            # Draw a 7 with the mouse on the canvas (fabric.js listens on its upper canvas).
+            canvas = page.locator(".upper-canvas").first
+            canvas.scroll_into_view_if_needed()
+            box = canvas.bounding_box()
+            x0, y0 = box["x"], box["y"]
+            page.mouse.move(x0 + 70, y0 + 60)
+            page.mouse.down()
+            for x, y in [(140, 60), (210, 60), (180, 140), (150, 220)]:
+                page.mouse.move(x0 + x, y0 + y, steps=12)
+            page.mouse.up()
+            shown_image = metric(page, "Image prediction")
+            expected_image = predictor.predict(image=canvas_pixels(page)).digits["image"]
+            assert shown_image == str(expected_image)
+
+            # Speak through the fake microphone: %noloop plays the WAV once, from when recording opens it.
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
+            page.wait_for_timeout(int((sf.info(wav).duration + 0.4) * 1000))
+            page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
+            assert metric(page, "Audio prediction", timeout=90_000) == str(expected_audio)
+            # Every card, fused included, is what Predictor gives for the same canvas and recording.
+            expected = predictor.predict(image=canvas_pixels(page), audio=recorded_wav(page))
+            for head in ("fused", "image", "audio"):
+                (first, p1), (second, p2) = expected.top(head)
+                unsure = head == "audio" and expected.audio_unsure  # the card then names its two best guesses
+                shown = (f"{first} or {second}", f"{p1:.0%} / {p2:.0%}, unsure") if unsure else (str(first), f"{p1:.0%} sure")
+                assert card(page, head) == shown, head
+        finally:
+            browser.close()
