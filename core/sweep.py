@@ -12,7 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     from core.runs.sweep import Engine, SweepError, load_plan, make_plan, parse_grid, run_sweep
 
     p = argparse.ArgumentParser(prog="python -m core.sweep", description=__doc__)
-    p.add_argument("--trials", nargs="+", metavar="TRIAL", help="trials to train (e.g. try1 ... try13)")
+    p.add_argument("--trials", nargs="+", metavar="TRIAL",
+                   help="trials to train (e.g. try1 ... try13); with --resume: only these of the sweep's, first")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED",
                    help="one training per seed (default: 0)")
     p.add_argument("--epochs", type=int, default=None, help="epochs for every trial (default: each trial's own)")
@@ -43,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError("--cpus-per-trial and --workers must be at least 1, --gpus-per-trial and "
                              "--max-failures at least 0")
         if args.resume:
-            if args.trials:
-                raise SweepError("--resume finishes a sweep as it was planned: give no --trials with it")
             plan = load_plan(runs_root, args.resume)
         else:
             if not args.trials:
@@ -55,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(args.engine, args.address, args.workers, args.cpus_per_trial, args.gpus_per_trial,
                         args.max_failures)
         data_dir = str(paths.data_dir(args.data_dir)) if args.data_dir else None
-        results = run_sweep(plan, runs_root, engine, data_dir, args.results, out=lambda line: print(line, flush=True))
+        results = run_sweep(plan, runs_root, engine, data_dir, args.results, out=lambda line: print(line, flush=True),
+                            only=args.trials if args.resume else None)
     except DigitsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -154,11 +154,16 @@ def run_ray(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engin
 
 
 def run_sweep(plan: SweepPlan, runs_root: Path, engine: Engine | None = None, data_dir: str | None = None,
-              results_dir: Path | None = None, out: ProgressFn = print, env: dict | None = None) -> list[dict]:
-    """Train every trial of plan not finished yet; export each finished one to results_dir/<sweep_id>/ if given."""
+              results_dir: Path | None = None, out: ProgressFn = print, env: dict | None = None,
+              only: list[str] | None = None) -> list[dict]:
+    """Train every trial of plan not finished yet (only these trials of it, when given: a resume that puts some
+    trials' seeds first); export each finished one to results_dir/<sweep_id>/ if given."""
     runs_root, engine = Path(runs_root).resolve(), engine or Engine()
+    outside = sorted(set(only or ()) - set(plan.trials))
+    if outside:
+        raise SweepError(f"sweep {plan.sweep_id} has no trial {outside[0]!r}; its trials: {', '.join(plan.trials)}")
     save_plan(plan, runs_root)
-    specs = plan.specs()
+    specs = [s for s in plan.specs() if not only or s.trial in only]
     todo = [s for s in specs if finished_summary(runs_root / s.run_id) is None]
     by_run = {s.run_id: s for s in specs}
     export = (lambda r: export_result(plan, by_run[r["run_id"]], runs_root, Path(results_dir))) if results_dir else None
@@ -183,7 +188,8 @@ def run_sweep(plan: SweepPlan, runs_root: Path, engine: Engine | None = None, da
     else:
         results = []
     if results_dir:
-        export_results(plan, runs_root, Path(results_dir))
+        for spec in specs:
+            export_result(plan, spec, runs_root, Path(results_dir))
     return results
 
 

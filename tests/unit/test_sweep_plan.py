@@ -154,3 +154,11 @@ def test_seed_table_reads_a_running_sweeps_finished_runs(tmp_path, tiny_run):
     summary = json.loads((tiny_run / "summary.json").read_text())
     assert row["sweep"] == "sweep-r" and row["seeds"] == 1  # the failed seed does not count
     assert row["F1 fused mean"] == pytest.approx(summary["final"]["fused"]["macro_f1"])
+
+
+def test_a_resume_limited_to_trials_the_sweep_lacks_is_refused(tmp_path):
+    from core.runs.sweep import run_sweep
+
+    plan = make_plan(["try1", "try2"], [0], {"epochs": 1}, {})
+    with pytest.raises(SweepError, match="no trial 'try3'"):
+        run_sweep(plan, tmp_path, only=["try2", "try3"])
