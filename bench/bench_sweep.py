@@ -6,6 +6,7 @@ hearing of it). Both runs in one session, on one machine, in the order serial th
 
     DIGITS_THREADS=1 python -m bench.bench_sweep
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,13 +53,19 @@ def main() -> None:
         finally:
             ray.shutdown()
     overheads = [r["engine_overhead_s"] for r in results if r.get("engine_overhead_s") is not None]
-    print(f"serial: {serial:.1f} s; Ray: {on_ray:.1f} s after a {startup:.1f} s start-up "
-          f"({on_ray + startup:.1f} s in all)")
-    print(f"ratio Ray/serial: {on_ray / serial:.2f} without start-up, {(on_ray + startup) / serial:.2f} with it "
-          f"(target <= 0.6)")
+    print(
+        f"serial: {serial:.1f} s; Ray: {on_ray:.1f} s after a {startup:.1f} s start-up "
+        f"({on_ray + startup:.1f} s in all)"
+    )
+    print(
+        f"ratio Ray/serial: {on_ray / serial:.2f} without start-up, {(on_ray + startup) / serial:.2f} with it "
+        f"(target <= 0.6)"
+    )
     if overheads:
-        print(f"engine overhead per trial: mean {statistics.mean(overheads):.2f} s, max {max(overheads):.2f} s "
-              f"over {len(overheads)} trials (target <= 2 s)")
+        print(
+            f"engine overhead per trial: mean {statistics.mean(overheads):.2f} s, max {max(overheads):.2f} s "
+            f"over {len(overheads)} trials (target <= 2 s)"
+        )
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

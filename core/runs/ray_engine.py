@@ -1,4 +1,5 @@
 """A sweep's trials as a Ray Tune grid: local Ray on 127.0.0.1, or the cluster at an address (imports Ray)."""
+
 from __future__ import annotations
 
 import logging
@@ -19,16 +20,35 @@ LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machin
 
 def _trainable(config: dict) -> None:
     """One Tune trial: the spec's training process, watched by this Ray worker; reports its result once."""
-    result = run_trial(TrialSpec(**config["spec"]), Path(config["runs_root"]), config["data_dir"], config["threads"],
-                       config["env"], where={"ray_node": ray.get_runtime_context().get_node_id()})
-    tune.report({"run_id": result["run_id"], "state": result["state"], "seconds": result["seconds"],
-                 **{f"f1_{h}": v for h, v in result["f1"].items()}, "resumed": bool(result.get("resumed")),
-                 "spawned": result.get("spawned", 0.0), "exited": result.get("exited", 0.0)})
+    result = run_trial(
+        TrialSpec(**config["spec"]),
+        Path(config["runs_root"]),
+        config["data_dir"],
+        config["threads"],
+        config["env"],
+        where={"ray_node": ray.get_runtime_context().get_node_id()},
+    )
+    tune.report(
+        {
+            "run_id": result["run_id"],
+            "state": result["state"],
+            "seconds": result["seconds"],
+            **{f"f1_{h}": v for h, v in result["f1"].items()},
+            "resumed": bool(result.get("resumed")),
+            "spawned": result.get("spawned", 0.0),
+            "exited": result.get("exited", 0.0),
+        }
+    )
 
 
 def as_result(metrics: dict) -> dict:
-    return {"run_id": metrics["run_id"], "state": metrics["state"], "seconds": metrics["seconds"],
-            "f1": {k[3:]: v for k, v in metrics.items() if k.startswith("f1_")}, "resumed": metrics.get("resumed")}
+    return {
+        "run_id": metrics["run_id"],
+        "state": metrics["state"],
+        "seconds": metrics["seconds"],
+        "f1": {k[3:]: v for k, v in metrics.items() if k.startswith("f1_")},
+        "resumed": metrics.get("resumed"),
+    }
 
 
 class _Reporter(tune.Callback):
@@ -75,8 +95,16 @@ def connect(engine: Engine) -> None:
         ray.init(num_cpus=cpus, include_dashboard=False, job_config=job, **quiet)
 
 
-def run(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: Engine, progress: Progress,
-        storage: Path, name: str, env: dict | None = None) -> list[dict]:
+def run(
+    specs: list[TrialSpec],
+    runs_root: Path,
+    data_dir: str | None,
+    engine: Engine,
+    progress: Progress,
+    storage: Path,
+    name: str,
+    env: dict | None = None,
+) -> list[dict]:
     """Train specs on Ray Tune; one result dict per spec (state "failed" when retries ran out)."""
     started_here = not ray.is_initialized()
     if started_here:
@@ -85,15 +113,26 @@ def run(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: E
         resources = {"cpu": engine.cpus_per_trial, "gpu": engine.gpus_per_trial}
         trainable = tune.with_resources(_trainable, resources)
         reporter = _Reporter(progress, engine.max_failures)
-        space = {"spec": tune.grid_search([asdict(s) for s in specs]), "runs_root": str(runs_root),
-                 "data_dir": data_dir, "threads": engine.cpus_per_trial, "env": env or {}}
+        space = {
+            "spec": tune.grid_search([asdict(s) for s in specs]),
+            "runs_root": str(runs_root),
+            "data_dir": data_dir,
+            "threads": engine.cpus_per_trial,
+            "env": env or {},
+        }
         concurrent = engine.workers if engine.address or os.environ.get("RAY_ADDRESS") else local_workers(engine)
         tuner = tune.Tuner(
-            trainable, param_space=space,
+            trainable,
+            param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, trial_dirname_creator=lambda t: t.trial_id),
-            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=engine.max_failures),
-                                      callbacks=[reporter]))
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(storage),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=engine.max_failures),
+                callbacks=[reporter],
+            ),
+        )
         grid = tuner.fit()
         out = []
         for i in range(len(grid)):
@@ -101,8 +140,15 @@ def run(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: E
             if r.error is None and r.metrics and "run_id" in r.metrics:
                 out.append({**as_result(r.metrics), "engine_overhead_s": reporter.overhead.get(r.metrics["run_id"])})
             else:
-                out.append({"run_id": r.config["spec"]["run_id"], "state": "failed", "seconds": 0.0, "f1": {},
-                            "error": str(r.error)[:300]})
+                out.append(
+                    {
+                        "run_id": r.config["spec"]["run_id"],
+                        "state": "failed",
+                        "seconds": 0.0,
+                        "f1": {},
+                        "error": str(r.error)[:300],
+                    }
+                )
         return out
     finally:
         if started_here:

@@ -1,4 +1,5 @@
 """Sweeps: trials x seeds x grid points, each a `python -m core.train` process, on Ray Tune or local processes."""
+
 from __future__ import annotations
 
 import itertools
@@ -51,8 +52,16 @@ class SweepPlan:
             for g, point in enumerate(points):
                 for trial in self.trials:
                     suffix = f"-g{g}" if len(points) > 1 else ""
-                    out.append(TrialSpec(self.sweep_id, trial, seed, {**self.budget, **point}, point,
-                                         f"{self.sweep_id}-{trial}-s{seed}{suffix}"))
+                    out.append(
+                        TrialSpec(
+                            self.sweep_id,
+                            trial,
+                            seed,
+                            {**self.budget, **point},
+                            point,
+                            f"{self.sweep_id}-{trial}-s{seed}{suffix}",
+                        )
+                    )
         return out
 
 
@@ -95,8 +104,14 @@ def make_plan(trials: list[str], seeds: list[int], budget: dict, grid: dict, swe
     clash = set(budget) & set(grid)
     if clash:
         raise SweepError(f"{min(clash)} is given both as a budget flag and in --grid")
-    return SweepPlan(sweep_id or new_sweep_id(), tuple(dict.fromkeys(trials)), tuple(dict.fromkeys(seeds)),
-                     {k: v for k, v in budget.items() if v is not None}, grid, time.time())
+    return SweepPlan(
+        sweep_id or new_sweep_id(),
+        tuple(dict.fromkeys(trials)),
+        tuple(dict.fromkeys(seeds)),
+        {k: v for k, v in budget.items() if v is not None},
+        grid,
+        time.time(),
+    )
 
 
 def plan_path(runs_root: Path, sweep_id: str) -> Path:
@@ -117,12 +132,24 @@ def load_plan(runs_root: Path, sweep_id: str) -> SweepPlan:
         raise SweepError(f"sweep {sweep_id}: its plan cannot be read ({exc})") from None
     if data is None:
         raise SweepError(f"no sweep {sweep_id} in {Path(runs_root)} (no {path.name} in {SWEEPS_DIR}/)")
-    return SweepPlan(data["sweep_id"], tuple(data["trials"]), tuple(data["seeds"]), dict(data["budget"]),
-                     {k: tuple(v) for k, v in data["grid"].items()}, data["created"])
+    return SweepPlan(
+        data["sweep_id"],
+        tuple(data["trials"]),
+        tuple(data["seeds"]),
+        dict(data["budget"]),
+        {k: tuple(v) for k, v in data["grid"].items()},
+        data["created"],
+    )
 
 
-def run_local(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: Engine, progress: Progress,
-              env: dict | None = None) -> list[dict]:
+def run_local(
+    specs: list[TrialSpec],
+    runs_root: Path,
+    data_dir: str | None,
+    engine: Engine,
+    progress: Progress,
+    env: dict | None = None,
+) -> list[dict]:
     """Each trial in its own process, at most local_workers() at once; a failed trial is retried max_failures times."""
 
     def attempt(spec: TrialSpec) -> dict:
@@ -143,8 +170,16 @@ def run_local(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, eng
     return results
 
 
-def run_ray(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engine: Engine, progress: Progress,
-            storage: Path, name: str, env: dict | None = None) -> list[dict]:
+def run_ray(
+    specs: list[TrialSpec],
+    runs_root: Path,
+    data_dir: str | None,
+    engine: Engine,
+    progress: Progress,
+    storage: Path,
+    name: str,
+    env: dict | None = None,
+) -> list[dict]:
     """The trials as a Ray Tune grid: one trial per spec, retried by Tune (FailureConfig) when its worker dies."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # read when Ray is imported: no usage reports
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off (verbose=0); Progress prints
@@ -153,9 +188,16 @@ def run_ray(specs: list[TrialSpec], runs_root: Path, data_dir: str | None, engin
     return ray_engine.run(specs, runs_root, data_dir, engine, progress, storage, name, env)
 
 
-def run_sweep(plan: SweepPlan, runs_root: Path, engine: Engine | None = None, data_dir: str | None = None,
-              results_dir: Path | None = None, out: ProgressFn = print, env: dict | None = None,
-              only: list[str] | None = None) -> list[dict]:
+def run_sweep(
+    plan: SweepPlan,
+    runs_root: Path,
+    engine: Engine | None = None,
+    data_dir: str | None = None,
+    results_dir: Path | None = None,
+    out: ProgressFn = print,
+    env: dict | None = None,
+    only: list[str] | None = None,
+) -> list[dict]:
     """Train every trial of plan not finished yet (only these trials of it, when given: a resume that puts some
     trials' seeds first); export each finished one to results_dir/<sweep_id>/ if given."""
     runs_root, engine = Path(runs_root).resolve(), engine or Engine()
@@ -172,13 +214,17 @@ def run_sweep(plan: SweepPlan, runs_root: Path, engine: Engine | None = None, da
     if kind == "auto":
         kind = "ray" if ray_available() else "local"
         if kind == "local":
-            out(f"Ray is not installed (pip install -r requirements-ray.txt): running the trials in local processes, "
-                f"at most {local_workers(engine)} at a time.")
+            out(
+                f"Ray is not installed (pip install -r requirements-ray.txt): running the trials in local processes, "
+                f"at most {local_workers(engine)} at a time."
+            )
     if kind == "ray" and not ray_available():
         raise SweepError("--engine ray needs Ray: pip install -r requirements-ray.txt")
     where = "local processes" if kind != "ray" else "Ray " + (f"at {engine.address}" if engine.address else "(local)")
-    out(f"sweep {plan.sweep_id}: {len(specs)} trials, {len(specs) - len(todo)} finished already, {len(todo)} to run "
-        f"on {where}")
+    out(
+        f"sweep {plan.sweep_id}: {len(specs)} trials, {len(specs) - len(todo)} finished already, {len(todo)} to run "
+        f"on {where}"
+    )
     if todo:
         if kind == "ray":
             storage = runs_root / SWEEPS_DIR / f"{plan.sweep_id}.tune"  # Tune's own state, one folder per attempt

@@ -1,4 +1,5 @@
 """One trial of a sweep: a `python -m core.train` process, watched (heartbeat, retries, resume) wherever it runs."""
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,19 @@ class TrialSpec:
     run_id: str = ""
 
     def argv(self, runs_root: Path, data_dir: str | None) -> list[str]:
-        args = ["-m", "core.train", "--trial", self.trial, "--seed", str(self.seed), "--run-id", self.run_id,
-                "--out", str(runs_root), "--no-progress"]
+        args = [
+            "-m",
+            "core.train",
+            "--trial",
+            self.trial,
+            "--seed",
+            str(self.seed),
+            "--run-id",
+            self.run_id,
+            "--out",
+            str(runs_root),
+            "--no-progress",
+        ]
         for name, value in sorted(self.overrides.items()):
             args += [f"--{name.replace('_', '-')}", repr(value) if isinstance(value, float) else str(value)]
         return args + (["--data-dir", data_dir] if data_dir else [])
@@ -73,10 +85,12 @@ def headline_f1(summary: dict) -> dict:
 # Linux: the training dies with the process that watches it (PR_SET_PDEATHSIG survives the exec), so a killed Ray
 # worker or driver leaves no orphan training; if the watcher died before that was set, the training does not start.
 # A trampoline instead of Popen's preexec_fn, which is unsafe in threads (Tune and the local engine watch from threads).
-_DIE_WITH_PARENT = ("import ctypes, os, signal, sys; watcher = int(sys.argv[1]); "
-                    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL); "
-                    "os.getppid() == watcher or sys.exit(137); "
-                    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys; watcher = int(sys.argv[1]); "
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL); "
+    "os.getppid() == watcher or sys.exit(137); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
 
 
 def _command(argv: list[str]) -> list[str]:
@@ -98,8 +112,14 @@ def _clear_attempt(run_dir: Path, runs_root: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, threads: int = 1,
-              env: dict | None = None, where: dict | None = None) -> dict:
+def run_trial(
+    spec: TrialSpec,
+    runs_root: Path,
+    data_dir: str | None = None,
+    threads: int = 1,
+    env: dict | None = None,
+    where: dict | None = None,
+) -> dict:
     """Train spec in a `python -m core.train` process and wait; its records land in runs_root/<run_id>.
 
     A trial that finished already is not trained again (resume); an unfinished earlier attempt is cleared first.
@@ -118,11 +138,19 @@ def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, thr
     child_env = {**os.environ, **(env or {}), "DIGITS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     started, spawned = time.perf_counter(), time.time()
     with open(run_dir / "train.log", "wb") as log:
-        proc = subprocess.Popen(_command(spec.argv(runs_root, data_dir)), cwd=paths.REPO_ROOT, env=child_env,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _command(spec.argv(runs_root, data_dir)),
+            cwd=paths.REPO_ROOT,
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         # Written before the training gets going (as core.runs.store.start_training does), so the run lists at once.
-        write_json(run_dir / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(),
-                                             "trial": spec.trial, "phase": "starting"})
+        write_json(
+            run_dir / "status.json",
+            {"state": "running", "pid": proc.pid, "started": time.time(), "trial": spec.trial, "phase": "starting"},
+        )
         beat = 0.0
         while proc.poll() is None:
             if time.monotonic() - beat >= HEARTBEAT_EVERY_S:
@@ -134,8 +162,14 @@ def run_trial(spec: TrialSpec, runs_root: Path, data_dir: str | None = None, thr
     seconds, exited = round(time.perf_counter() - started, 2), time.time()
     summary = finished_summary(run_dir)
     if summary is not None:
-        return {"run_id": spec.run_id, "state": "finished", "seconds": seconds, "f1": headline_f1(summary),
-                "spawned": spawned, "exited": exited}
+        return {
+            "run_id": spec.run_id,
+            "state": "finished",
+            "seconds": seconds,
+            "f1": headline_f1(summary),
+            "spawned": spawned,
+            "exited": exited,
+        }
     if (run_dir / "cancel.json").exists():  # cancelled from the app or `core.runs cancel`: not retried
         return {"run_id": spec.run_id, "state": "cancelled", "seconds": seconds, "f1": {}}
     last = _last_line(run_dir / "train.log")
@@ -172,8 +206,10 @@ class Progress:
             self.done += 1
             f1 = " ".join(f"{h} {v:.2f}" for h, v in result.get("f1", {}).items())
             how = "already finished" if result.get("resumed") else f"{result.get('seconds', 0):.0f} s"
-            self.out(f"[{self.done}/{self.total} done, {self.failed} failed] {result['run_id']} {result['state']}: "
-                     f"F1 {f1 or '-'} ({how})")
+            self.out(
+                f"[{self.done}/{self.total} done, {self.failed} failed] {result['run_id']} {result['state']}: "
+                f"F1 {f1 or '-'} ({how})"
+            )
         if self.after and result["state"] == "finished":
             self.after(result)
 
@@ -181,8 +217,10 @@ class Progress:
         with self.lock:
             if not retrying:
                 self.failed += 1
-            self.out(f"[{self.done}/{self.total} done, {self.failed} failed] {run_id} "
-                     f"{'failed, retrying' if retrying else 'FAILED'}: {message}")
+            self.out(
+                f"[{self.done}/{self.total} done, {self.failed} failed] {run_id} "
+                f"{'failed, retrying' if retrying else 'FAILED'}: {message}"
+            )
 
 
 @dataclass(frozen=True)

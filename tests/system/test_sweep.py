@@ -1,5 +1,6 @@
 """Sweeps of tiny trials: Ray against the serial backend, a Ray head joined by address, a killed worker, a killed
 driver resumed, and the local-process fallback when Ray cannot be imported."""
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,11 @@ def comparable(run_dir: Path) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     summary.pop("train_seconds")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {"config": json.loads((run_dir / "config.json").read_text()), "summary": summary,
-            "metrics": [{k: v for k, v in row.items() if k not in TIMING} for row in rows]}
+    return {
+        "config": json.loads((run_dir / "config.json").read_text()),
+        "summary": summary,
+        "metrics": [{k: v for k, v in row.items() if k not in TIMING} for row in rows],
+    }
 
 
 def records_of(runs: Path, sweep_id: str) -> dict[str, dict]:
@@ -117,13 +121,39 @@ def _stop(head: subprocess.Popen, temp: Path) -> None:
 def ray_head():
     """A Ray head on 127.0.0.1 with 2 CPUs and its own token, started for the test and stopped after it."""
     port = _free_port()
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+    }
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must stay short: not tmp_path
-    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                             "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-                             "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(temp),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _wait(lambda: _listening(port) or head.poll() is not None, "the Ray head to listen", 180)
         assert head.poll() is None, "ray start --head exited"
@@ -151,10 +181,35 @@ def _head_node_id(address: str, env: dict) -> str:
 def test_sweep_joins_a_ray_head_by_address(ray_head, data_root, tmp_path):
     address, env = ray_head
     runs = tmp_path / "runs"
-    out = subprocess.run([sys.executable, "-m", "core.sweep", "--trials", "try1", "--seeds", "3", "--epochs", "1",
-                          "--limit", "40", "--eval-limit", "100", "--address", address, "--out", str(runs),
-                          "--data-dir", str(data_root)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
-                         check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.sweep",
+            "--trials",
+            "try1",
+            "--seeds",
+            "3",
+            "--epochs",
+            "1",
+            "--limit",
+            "40",
+            "--eval-limit",
+            "100",
+            "--address",
+            address,
+            "--out",
+            str(runs),
+            "--data-dir",
+            str(data_root),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"on Ray at {address}" in out.stdout
     (run_dir,) = [d for d in runs.iterdir() if d.is_dir() and not d.name.startswith(".")]
@@ -187,10 +242,31 @@ def _training_pid(runs: Path):
 @pytest.mark.ray
 def test_a_worker_killed_mid_trial_is_retried_and_the_sweep_completes(data_root, tmp_path):
     runs = tmp_path / "runs"
-    driver = subprocess.Popen([sys.executable, "-m", "core.sweep", "--trials", "try1", "--epochs", "1", "--limit",
-                               "40", "--eval-limit", "100", "--workers", "1", "--out", str(runs),
-                               "--data-dir", str(data_root)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.sweep",
+            "--trials",
+            "try1",
+            "--epochs",
+            "1",
+            "--limit",
+            "40",
+            "--eval-limit",
+            "100",
+            "--workers",
+            "1",
+            "--out",
+            str(runs),
+            "--data-dir",
+            str(data_root),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         pid = _wait(lambda: _training_pid(runs), "the trial's training to start")
         worker = psutil.Process(pid).parent()
@@ -208,10 +284,26 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_sweep_completes(data_root,
 
 def test_a_killed_driver_is_resumed_without_redoing_finished_trials(data_root, tmp_path):
     runs = tmp_path / "runs"
-    argv = [sys.executable, "-m", "core.sweep", "--engine", "local", "--workers", "1", "--out", str(runs),
-            "--data-dir", str(data_root)]
-    driver = subprocess.Popen([*argv, "--trials", *TRIALS, "--epochs", "1", "--limit", "40", "--eval-limit", "100"],
-                              cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "core.sweep",
+        "--engine",
+        "local",
+        "--workers",
+        "1",
+        "--out",
+        str(runs),
+        "--data-dir",
+        str(data_root),
+    ]
+    driver = subprocess.Popen(
+        [*argv, "--trials", *TRIALS, "--epochs", "1", "--limit", "40", "--eval-limit", "100"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         first = driver.stdout.readline()
         sweep_id = first.split()[1].rstrip(":")
@@ -224,8 +316,9 @@ def test_a_killed_driver_is_resumed_without_redoing_finished_trials(data_root, t
     before = {p.name: p.stat().st_mtime_ns for p in (runs / finished).iterdir()}
     plan = load_plan(runs, sweep_id)
     assert plan.trials == tuple(TRIALS)
-    out = subprocess.run([*argv, "--resume", sweep_id], cwd=REPO, capture_output=True, text=True, timeout=600,
-                         check=False)
+    out = subprocess.run(
+        [*argv, "--resume", sweep_id], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2 trials, 1 finished already, 1 to run" in out.stdout
     assert {p.name: p.stat().st_mtime_ns for p in (runs / finished).iterdir()} == before  # not trained again

@@ -1,4 +1,5 @@
 """Sweep plans, grids, resume records, the heartbeat liveness check, the feature cache lock and the seed table."""
+
 from __future__ import annotations
 
 import json
@@ -18,20 +19,41 @@ from core.runs.sweep import SweepError, load_plan, make_plan, parse_grid, save_p
 
 def test_grid_parses_bounded_training_fields():
     assert parse_grid(["lr=1e-3,3e-4", "dropout=0.2,0.3,0.2", "batch-size=32"]) == {
-        "lr": (1e-3, 3e-4), "dropout": (0.2, 0.3), "batch_size": (32,)}
-    for bad, why in [("seed=1,2", "FIELD"), ("lr", "FIELD"), ("lr=fast", "a number"), ("epochs=1.5", "whole"),
-                     ("dropout=0.9", "between"), ("lr=", "between")]:
+        "lr": (1e-3, 3e-4),
+        "dropout": (0.2, 0.3),
+        "batch_size": (32,),
+    }
+    for bad, why in [
+        ("seed=1,2", "FIELD"),
+        ("lr", "FIELD"),
+        ("lr=fast", "a number"),
+        ("epochs=1.5", "whole"),
+        ("dropout=0.9", "between"),
+        ("lr=", "between"),
+    ]:
         with pytest.raises(SweepError, match=why):
             parse_grid([bad])
 
 
 def test_plan_is_seed_major_with_one_run_per_trial_seed_and_grid_point():
-    plan = make_plan(["try1", "try10"], [0, 1], {"epochs": 1, "train_fraction": 0.5, "limit": None},
-                     parse_grid(["lr=1e-3,3e-4"]), sweep_id="sweep-x")
+    plan = make_plan(
+        ["try1", "try10"],
+        [0, 1],
+        {"epochs": 1, "train_fraction": 0.5, "limit": None},
+        parse_grid(["lr=1e-3,3e-4"]),
+        sweep_id="sweep-x",
+    )
     specs = plan.specs()
     assert [(s.seed, s.grid["lr"], s.trial) for s in specs] == [
-        (0, 1e-3, "try1"), (0, 1e-3, "try10"), (0, 3e-4, "try1"), (0, 3e-4, "try10"),
-        (1, 1e-3, "try1"), (1, 1e-3, "try10"), (1, 3e-4, "try1"), (1, 3e-4, "try10")]
+        (0, 1e-3, "try1"),
+        (0, 1e-3, "try10"),
+        (0, 3e-4, "try1"),
+        (0, 3e-4, "try10"),
+        (1, 1e-3, "try1"),
+        (1, 1e-3, "try10"),
+        (1, 3e-4, "try1"),
+        (1, 3e-4, "try10"),
+    ]
     assert len({s.run_id for s in specs}) == 8 and specs[2].run_id == "sweep-x-try1-s0-g1"
     argv = specs[2].argv(Path("/runs"), None)
     assert argv[:3] == ["-m", "core.train", "--trial"] and "--limit" not in argv
@@ -39,9 +61,15 @@ def test_plan_is_seed_major_with_one_run_per_trial_seed_and_grid_point():
     assert argv[argv.index("--run-id") + 1] == specs[2].run_id and argv[argv.index("--seed") + 1] == "0"
 
 
-@pytest.mark.parametrize("trials, seeds, budget, grid, why", [
-    (["try99"], [0], {}, {}, "unknown trial"), ([], [0], {}, {}, "at least one"), (["try1"], [-1], {}, {}, "seeds"),
-    (["try1"], [0], {"lr": 1e-3}, {"lr": (1e-3,)}, "both")])
+@pytest.mark.parametrize(
+    "trials, seeds, budget, grid, why",
+    [
+        (["try99"], [0], {}, {}, "unknown trial"),
+        ([], [0], {}, {}, "at least one"),
+        (["try1"], [-1], {}, {}, "seeds"),
+        (["try1"], [0], {"lr": 1e-3}, {"lr": (1e-3,)}, "both"),
+    ],
+)
 def test_bad_plans_are_refused(trials, seeds, budget, grid, why):
     with pytest.raises(SweepError, match=why):
         make_plan(trials, seeds, budget, grid)
@@ -90,8 +118,14 @@ def _build_bank(cache: str, log: str) -> None:
             f.write("built\n")
         time.sleep(1.0)  # long enough that the other process asks while this one builds
         n = 3
-        return ClipBank(np.zeros((n, 39, 13), np.float32), np.zeros((n, 0, 39, 13), np.float32), np.arange(n),
-                        np.array(["a"] * n), np.zeros(n, np.int64), np.array(["x.wav"] * n))
+        return ClipBank(
+            np.zeros((n, 39, 13), np.float32),
+            np.zeros((n, 0, 39, 13), np.float32),
+            np.arange(n),
+            np.array(["a"] * n),
+            np.zeros(n, np.int64),
+            np.array(["x.wav"] * n),
+        )
 
     bank = cached_bank(Path(cache), compute)
     assert len(bank) == 3
@@ -112,9 +146,17 @@ def test_concurrent_processes_build_a_feature_bank_once(tmp_path):
 def _sweep_result(results: Path, sweep_id: str, trial: str, seed: int, f1: dict) -> None:
     run_id = f"{sweep_id}-{trial}-s{seed}"
     final = {h: {"accuracy": v, "macro_f1": v} for h, v in f1.items()}
-    write_json(results / "sweeps" / sweep_id / f"{run_id}.json",
-               {"entry": run_id, "run_id": run_id, "kind": "sweep-trial", "final": final, "best": final,
-                "sweep": {"sweep_id": sweep_id, "trial": trial, "seed": seed, "grid": {}}})
+    write_json(
+        results / "sweeps" / sweep_id / f"{run_id}.json",
+        {
+            "entry": run_id,
+            "run_id": run_id,
+            "kind": "sweep-trial",
+            "final": final,
+            "best": final,
+            "sweep": {"sweep_id": sweep_id, "trial": trial, "seed": seed, "grid": {}},
+        },
+    )
 
 
 def test_seed_table_gives_mean_and_spread_and_marks_differences_beyond_it(tmp_path):
