@@ -28,6 +28,13 @@ from core.runs.sweep_trial import (
 )
 
 SWEEPS_DIR = ".sweeps"  # runs_root/.sweeps/<sweep id>.json: the plan; not a run folder (RUN_ID needs a letter first)
+# What every trial of a sweep shares may exceed the app's bounds (the seed trained 100 epochs), within reason.
+BUDGET_CHECKS = (
+    ("epochs", lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1"),
+    ("train_fraction", lambda v: 0 < v <= 1, "above 0 and at most 1"),
+    ("limit", lambda v: isinstance(v, int) and v >= 2, "a whole number of at least 2"),
+    ("eval_limit", lambda v: isinstance(v, int) and v >= 1, "a whole number of at least 1"),
+)
 GRID_FIELDS = ("epochs", "batch_size", "lr", "dropout", "train_fraction")  # TRAIN_BOUNDS but seed: --seeds sets it
 
 
@@ -101,6 +108,10 @@ def make_plan(trials: list[str], seeds: list[int], budget: dict, grid: dict, swe
     lo, hi = TRAIN_BOUNDS["seed"]
     if any(not lo <= s <= hi for s in seeds):
         raise SweepError(f"seeds must lie between {lo} and {hi}")
+    budget = {k: v for k, v in budget.items() if v is not None}
+    for name, ok, what in BUDGET_CHECKS:
+        if name in budget and not ok(budget[name]):
+            raise SweepError(f"--{name.replace('_', '-')} must be {what}, not {budget[name]!r}")
     clash = set(budget) & set(grid)
     if clash:
         raise SweepError(f"{min(clash)} is given both as a budget flag and in --grid")
@@ -108,7 +119,7 @@ def make_plan(trials: list[str], seeds: list[int], budget: dict, grid: dict, swe
         sweep_id or new_sweep_id(),
         tuple(dict.fromkeys(trials)),
         tuple(dict.fromkeys(seeds)),
-        {k: v for k, v in budget.items() if v is not None},
+        budget,
         grid,
         time.time(),
     )

@@ -204,3 +204,17 @@ def test_a_resume_limited_to_trials_the_sweep_lacks_is_refused(tmp_path):
     plan = make_plan(["try1", "try2"], [0], {"epochs": 1}, {})
     with pytest.raises(SweepError, match="no trial 'try3'"):
         run_sweep(plan, tmp_path, only=["try2", "try3"])
+
+
+@pytest.mark.parametrize(
+    "budget, why",
+    [
+        ({"epochs": 0}, "--epochs"),
+        ({"train_fraction": 0.0}, "--train-fraction"),
+        ({"limit": 1}, "--limit"),
+        ({"eval_limit": 0}, "--eval-limit"),
+    ],
+)
+def test_a_budget_no_training_could_run_is_refused(budget, why):
+    with pytest.raises(SweepError, match=why):
+        make_plan(["try1"], [0], budget, {})
