@@ -234,7 +234,7 @@ def _training_pid(runs: Path):
             data = json.loads(status.read_text())
         except (OSError, ValueError):
             continue
-        if data.get("phase") in ("loading data", "training"):
+        if data.get("state") == "running" and data.get("phase") in ("loading data", "training"):
             return data["pid"]
     return None
 
