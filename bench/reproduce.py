@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from tqdm import tqdm
 
 from core import paths
 from core.model.device import thread_count
@@ -45,9 +48,10 @@ def main() -> None:
     root, out = paths.data_dir(), paths.RESULTS_DIR
     budget = {**BUDGET, "threads": thread_count(),
               "note": "every trial and ablation: 1 epoch over 10% of MNIST train (5,500 pairs), validation and test as in core.train"}
-    for name, rel, config, kind, reported in entries():
-        if (args.only and name not in args.only) or (not args.only and (out / rel).exists()):
-            continue
+    todo = [e for e in entries() if (e[0] in args.only if args.only else not (out / e[1]).exists())]
+    bar = tqdm(todo, desc="trials", unit="trial", disable=None, file=sys.stderr)
+    for name, rel, config, kind, reported in bar:
+        bar.set_postfix_str(name)
         load = os.getloadavg()[0]
         # A fresh run folder per training: a run id names one run, so retraining an entry never mixes two.
         run_dir = run(config, root, Path(args.runs), run_id=new_run_id(name), progress=False)
@@ -58,7 +62,7 @@ def main() -> None:
         if name == "try10":  # the fused ablation is try10 itself on this budget
             save_result({**record, "entry": "try10 fused", "trial": "try10-fused", "kind": "ablation", "reported": {}},
                         out / "ablations" / "fused.json")
-        print(f"{name}: fused {record['final'].get('fused', {}).get('accuracy')} in {record['train_seconds']} s", flush=True)
+        bar.write(f"{name}: fused {record['final'].get('fused', {}).get('accuracy')} in {record['train_seconds']} s")
     loso_file = out / "ablations" / "audio_loso.json"
     if not args.skip_loso and (not loso_file.exists() or (args.only and "audio_loso" in args.only)):
         config = budgeted(SEED_TRIALS["try10"].config, "try10-audio_loso", ("audio",))

@@ -79,10 +79,32 @@ def learning_curves(history: list[dict]) -> go.Figure:
 
 
 def confusion(matrix: list[list[int]], head: str) -> go.Figure:
-    fig = px.imshow(np.asarray(matrix), x=DIGITS, y=DIGITS, text_auto=True, color_continuous_scale="Blues",
-                    labels=dict(x="predicted", y="true", color="count"))
-    fig.update_layout(title=f"Confusion, {head} head (test split)", height=420, coloraxis_showscale=False, **SMALL)
-    fig.update_xaxes(type="category", dtick=1).update_yaxes(type="category", dtick=1)
+    """Counts per (true, predicted) cell as squares, so a click selects a cell (heatmaps report no selections)."""
+    m = np.asarray(matrix)
+    true, pred = np.divmod(np.arange(m.size), m.shape[1])
+    counts = m.reshape(-1)
+    shade = np.log1p(counts) / max(np.log1p(counts.max()), 1e-9)
+    fig = go.Figure(go.Scatter(
+        x=pred, y=true, mode="markers+text", text=[str(c) if c else "" for c in counts], textfont=dict(size=11),
+        marker=dict(symbol="square", size=30, color=shade, colorscale="Blues", cmin=0, cmax=1,
+                    line=dict(width=1, color="#e2e8f0")),
+        customdata=counts, hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>"))
+    fig.update_layout(title=f"Confusion, {head} head (test split)", height=440, **SMALL)
+    fig.update_xaxes(title="predicted", tickmode="array", tickvals=list(range(N_CLASSES)), range=[-0.6, 9.6],
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(title="true", tickmode="array", tickvals=list(range(N_CLASSES)), range=[9.6, -0.6],
+                     showgrid=False, zeroline=False)
+    return fig
+
+
+def overlay(curves: dict[str, list[dict]], column: str, label: str) -> go.Figure:
+    """One line per run of a per-epoch column, for comparing runs."""
+    fig = go.Figure()
+    for name, history in curves.items():
+        rows = [r for r in history if isinstance(r.get(column), (int, float))]
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in rows], y=[r[column] for r in rows], name=name,
+                                 mode="lines+markers"))
+    fig.update_layout(height=360, xaxis_title="epoch", yaxis_title=label, legend=dict(orientation="h", y=-0.3), **SMALL)
     return fig
 
 

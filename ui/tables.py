@@ -12,9 +12,25 @@ from ui import state
 COMPACT = ["entry", "seed F1 (final)", "F1 fused", "status"]
 
 
+SEED_COLUMNS = ("seed F1 (best epoch)", "seed F1 (final)")
+
+
 def leaderboard() -> tuple[pd.DataFrame, list]:
-    rows = entries()
+    rows = entries(served=state.default_weights())
     return pd.DataFrame([e.row for e in rows]), rows
+
+
+def styled(board: pd.DataFrame, decimals: dict[str, str] | None = None):
+    """The board as displayed: "–" where nothing was measured, and "no seed figure" where the seed reported none
+    (our own recipes, runs of them, LOSO rows); sorting still uses the numbers underneath."""
+    style = board.style.format(na_rep="–", precision=2)
+    seed = [c for c in SEED_COLUMNS if c in board]
+    if seed:
+        style = style.format(lambda v: "no seed figure" if pd.isna(v) else f"{v:.2f}", subset=seed)
+    for column, fmt in (decimals or {}).items():
+        if column in board:
+            style = style.format(lambda v, f=fmt: "–" if pd.isna(v) else f.format(v), subset=[column])
+    return style
 
 
 def compact(df: pd.DataFrame) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
+from tqdm import tqdm
 
 from core import paths
 from core.features import audio
@@ -73,15 +75,17 @@ def _key(clips: list[Clip], n_views: int, augmentation: str) -> str:
     return h.hexdigest()[:16]
 
 
-def map_jobs(fn, jobs: list, workers: int | None, progress=None) -> list:
-    """[fn(job) for job in jobs], in a process pool when there are many."""
+def map_jobs(fn, jobs: list, workers: int | None, progress=None, desc: str = "clips") -> list:
+    """[fn(job) for job in jobs], in a process pool when there are many; a terminal shows a progress bar."""
     workers = workers or min(4, os.cpu_count() or 1)
     if workers <= 1 or len(jobs) <= 50:
         return [fn(j) for j in jobs]
     results = []
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers) as pool, tqdm(total=len(jobs), desc=desc, unit="clip", disable=None,
+                                                    file=sys.stderr) as bar:
         for i, r in enumerate(pool.map(fn, jobs, chunksize=32)):
             results.append(r)
+            bar.update()
             if progress and i % 100 == 0:
                 progress(i, len(jobs))
     return results
@@ -92,7 +96,7 @@ def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, pr
     """Features for clips; progress(done, total) is called as clips finish."""
     jobs = [(str(c.path), n_views, int(hashlib.sha1(c.path.name.encode()).hexdigest()[:8], 16), augmentation)
             for c in clips]
-    results = map_jobs(file_features, jobs, workers, progress)
+    results = map_jobs(file_features, jobs, workers, progress, desc=f"FSDD features ({augmentation}, {n_views} views)")
     return assemble(results, [(c.digit, c.speaker, c.take, c.path.name) for c in clips])
 
 

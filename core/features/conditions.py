@@ -122,7 +122,7 @@ def condition_bank(root, condition: str, workers: int | None = None) -> ClipBank
     key = hashlib.sha1(json.dumps([BANK_VERSION, condition, spec, len(clips), audio.TTA_WARPS]).encode()).hexdigest()[:16]
 
     def compute() -> ClipBank:
-        results = map_jobs(clip_features, [(str(c.path), condition) for c in clips], workers)
+        results = map_jobs(clip_features, [(str(c.path), condition) for c in clips], workers, desc=f"FSDD as {condition}")
         return assemble(results, [(c.digit, c.speaker, c.take, c.path.name) for c in clips])
 
     return cached_bank(paths.feature_cache_dir() / f"condition_{condition}_{key}.npz", compute)

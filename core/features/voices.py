@@ -79,7 +79,7 @@ def voices_bank(n_views: int, augmentation: str = "basic", n_voices: int = N_VOI
     def compute() -> ClipBank:
         clips = render_all(voices, renditions, raised=raised)
         jobs = [(str(p), n_views, int(hashlib.sha1(p.name.encode()).hexdigest()[:8], 16), augmentation) for p, *_ in clips]
-        results = map_jobs(file_features, jobs, workers)
+        results = map_jobs(file_features, jobs, workers, desc="espeak-ng voices' features")
         return assemble(results, [(digit, speaker, take, path.name) for path, digit, speaker, take in clips])
 
     return cached_bank(paths.feature_cache_dir() / f"voices_{key}.npz", compute)

@@ -12,6 +12,8 @@ from core.runs.results import is_loso, load_results
 from core.runs.listing import list_runs
 from core.trials import TRIALS
 from core.config import to_dict
+from core.errors import CheckpointError
+from core.model.checkpoint import load_dict
 
 LOSO_MEAN, LOSO_WORST = "LOSO mean acc (audio)", "LOSO worst speaker acc (audio)"
 # The seed's Table 2, as reported: its fused model against published image-only MNIST models.
@@ -30,6 +32,7 @@ class Entry:
     run_id: str | None = None
     per_speaker: dict[str, float] = field(default_factory=dict)  # LOSO: audio accuracy (%) per held-out speaker
     reliability: dict[str, dict] = field(default_factory=dict)  # per head: confidence, accuracy and count per bin
+    weights: Path | None = None  # a checkpoint on this server whose test answers can be looked at (final weights)
 
 
 def _measured(record: dict) -> dict:
@@ -87,13 +90,32 @@ def _reliabilities(record: dict) -> dict:
     return {h: b for h, b in found.items() if b}
 
 
-def entries(results_dir: Path | None = None, runs_root: Path | None = None) -> list[Entry]:
-    """Every run (newest first), every trial (with its committed result if any), every other committed result, then
-    the leave-one-speaker-out results. A file that fails its checks is one row, "unreadable (why)"."""
+def shipped(weights: Path) -> Entry:
+    """The served checkpoint's own row: its recipe and the test figures stored in it."""
+    row = {"entry": f"shipped weights ({weights.name})", "kind": "shipped"}
+    try:
+        ckpt = load_dict(weights)
+        config = ckpt["config"]
+        test = (ckpt.get("metrics") or {}).get("test") or {}
+        measured = {f"{k} {h}": round(float(test[f"{h}_{m}"]), 2) for h in HEADS for k, m in (("F1", "macro_f1"),
+                    ("acc", "accuracy")) if isinstance(test.get(f"{h}_{m}"), (int, float))}
+        name = config.get("name") if isinstance(config.get("name"), str) else None
+    except (CheckpointError, AttributeError, TypeError, ValueError) as exc:
+        return Entry({**row, "description": "", "status": f"unreadable ({exc})"})
+    row.update({"description": f"the model this app serves: the {name} recipe (weights/README.md)", **_reported(name),
+                **measured, **_params(config), "status": "shipped"})
+    return Entry(row, weights=weights)
+
+
+def entries(results_dir: Path | None = None, runs_root: Path | None = None,
+            served: Path | None = None) -> list[Entry]:
+    """The served weights (when given), every run (newest first), every trial (with its committed result if any),
+    every other committed result, then the leave-one-speaker-out results. A file that fails its checks is one
+    row, "unreadable (why)"."""
     results = load_results(results_dir)
     loso = [r for r in results if is_loso(r["source"]) and "problem" not in r]
     by_trial = {r.get("trial") or r["entry"]: r for r in results if not is_loso(r["source"]) and "problem" not in r}
-    out = _runs(runs_root)
+    out = ([shipped(served)] if served is not None and served.exists() else []) + _runs(runs_root)
     for name, trial in TRIALS.items():
         rec = by_trial.pop(name, None) or {}
         row = {"entry": name, "kind": "trial", "description": trial.summary, **_reported(name), **_measured(rec),
@@ -134,7 +156,9 @@ def _runs(runs_root: Path | None) -> list[Entry]:
         row = {"entry": run.run_id, "kind": "run", "description": (run.error or "")[:120], **_reported(run.trial),
                **_measured(summary), **_params(run.config or {}), "train time (s)": summary.get("train_seconds"),
                "status": status}
-        out.append(Entry(row, run.history, _confusions(summary), run.run_id, reliability=_reliabilities(summary)))
+        final = run.path / "final.pt" if run.state == "finished" else None
+        out.append(Entry(row, run.history, _confusions(summary), run.run_id, reliability=_reliabilities(summary),
+                         weights=final if final is not None and final.is_file() else None))
     return out
 
 

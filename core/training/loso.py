@@ -2,12 +2,14 @@
 recorded and under voice and room conditions it never heard, with calibration fitted across speakers."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from core.features import audio
 from core.model.calibration import (expected_calibration_error, fit_temperature, product_of_experts, reliability, softmax,
@@ -98,18 +100,20 @@ def loso_audio(config: RunConfig, root: Path, epochs: int | None = None, limit: 
         with ProcessPoolExecutor(jobs) as pool:
             futures = {s: pool.submit(loso_fold, config, root, s, *args) for s in speakers}
             done = ((s, f.result()) for s, f in futures.items())
-            logits = _collect(done, on_speaker)
+            logits = _collect(done, on_speaker, len(speakers))
     else:
-        logits = _collect(((s, loso_fold(config, root, s, *args)) for s in speakers), on_speaker)
+        logits = _collect(((s, loso_fold(config, root, s, *args)) for s in speakers), on_speaker, len(speakers))
     return loso_report(config, logits, epochs, image_probs, time.perf_counter() - started)
 
 
-def _collect(folds, on_speaker) -> dict:
+def _collect(folds, on_speaker, total: int) -> dict:
     logits = {}
-    for speaker, fold in folds:
-        logits[speaker] = fold
-        if on_speaker:
-            on_speaker(speaker, _accuracy(*fold["clean"]))
+    with tqdm(folds, total=total, desc="held-out speakers", unit="speaker", disable=None, file=sys.stderr) as bar:
+        for speaker, fold in bar:
+            logits[speaker] = fold
+            bar.set_postfix_str(f"{speaker} {_accuracy(*fold['clean']):.1f}%")
+            if on_speaker:
+                on_speaker(speaker, _accuracy(*fold["clean"]))
     return logits
 
 

@@ -42,7 +42,7 @@ def make_run(root: Path, run_id: str, **files) -> Path:
     return run
 
 
-# Each bad file issue 14 lists, plus the pids that must never be signalled or waited on.
+# Each kind of bad run file a shared server meets, plus the pids that must never be signalled or waited on.
 ISSUE_CASES = {
     "string pid": {"status.json": {**STATUS, "state": "running", "pid": "1234"}},
     "float pid": {"status.json": {**STATUS, "state": "running", "pid": 1234.5}},

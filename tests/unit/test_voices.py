@@ -1,4 +1,4 @@
-"""Issue 6: espeak-ng voices, trimming that ignores the room, the LOSO plumbing and the voice encoder."""
+"""espeak-ng voices, trimming that ignores the room, the leave-one-speaker-out plumbing and the voice encoder."""
 from __future__ import annotations
 
 import shutil
