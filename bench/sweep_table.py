@@ -1,5 +1,5 @@
 """Print a committed sweep's trials over seeds as the markdown table in docs/results.md (Sweeps), with Welch's t-test
-of try10 against every other trial.
+of try10 against every other trial (fused head and audio probe).
 
     python -m bench.sweep_table [SWEEP_ID] [--results results]
 """
@@ -41,14 +41,17 @@ def main() -> None:
     print(f"sweep {sweep}: {sum(len(r.seeds) for r in rows)} trainings; beyond = more than {SPREADS:g} seed sd\n")
     print(
         "| trial | seeds | F1 fused | F1 image probe | F1 audio probe | seed F1 final | fused − seed | fused − best "
-        "| try10 vs it: Welch p |"
+        "| try10 vs it, Welch p: fused / audio probe |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+
+    def welch(r, head: str) -> str:
+        a, b = ten.f1.get(head, []) if ten else [], r.f1.get(head, [])
+        return f"{stats.ttest_ind(a, b, equal_var=False).pvalue:.2f}" if len(a) > 1 and len(b) > 1 else "-"
+
     ten = by_trial.get("try10")
     for row, r in zip(seed_table(rows), rows, strict=True):
-        p_value = "-"
-        if ten and r is not ten and len(ten.f1.get("fused", [])) > 1 and len(r.f1.get("fused", [])) > 1:
-            p_value = f"{stats.ttest_ind(ten.f1['fused'], r.f1['fused'], equal_var=False).pvalue:.2f}"
+        p_value = "-" if r is ten else f"{welch(r, 'fused')} / {welch(r, 'audio')}"
         best = "best" if row["best trial"] == r.trial else _diff(row["vs best"], row["vs best beyond spread"])
         print(
             f"| {r.trial} | {len(r.seeds)} | {_pm(r.mean('fused'), r.sd('fused'))} | "
