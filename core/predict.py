@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.features import audio as audio_features
-from core import limits
-from core.features import image as image_features
-from core import paths
-from core.model.checkpoint import load
+from core import limits, paths
 from core.errors import InvalidInput
+from core.features import audio as audio_features
+from core.features import image as image_features
+from core.model.checkpoint import load
 
 AudioInput = "tuple[np.ndarray, int] | bytes"
 MAX_AUDIO_BYTES = MAX_IMAGE_BYTES = limits.MAX_UPLOAD_BYTES
@@ -31,6 +30,17 @@ class Prediction:
     features: np.ndarray | None = None  # (39, 13) MFCC + log energy before standardisation
     digits: dict[str, int] = field(default_factory=dict)  # argmax per head
     unsure_below: float = 0.0  # the audio head is unsure below this (calibrated) confidence
+    unadapted: dict[str, list[float]] = field(default_factory=dict)  # with a voice profile: heads it changed, before
+
+    @property
+    def adapted(self) -> bool:
+        """True when a voice profile changed the audio head's reading."""
+        return bool(self.unadapted)
+
+    def unadapted_top(self, head: str = "audio") -> tuple[int, float]:
+        """What the head would have said without the voice profile, and how sure."""
+        p = self.unadapted[head]
+        return int(np.argmax(p)), float(max(p))
 
     @property
     def audio_unsure(self) -> bool:
@@ -87,7 +97,7 @@ class Predictor:
         self.calibration = checkpoint.get("calibration") or {}
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
+    def load(cls, path: str | Path | None = None, device: str | None = None) -> Predictor:
         path = Path(path) if path else paths.DEFAULT_WEIGHTS
         model, ckpt = load(path, device or "cpu")
         return cls(model, ckpt, device or "cpu", str(path))
@@ -107,8 +117,24 @@ class Predictor:
         probs = self.model(audio=torch.from_numpy(x).to(self.device))["audio"].float().softmax(-1)
         return probs.mean(0, keepdim=True).log()
 
-    def predict(self, image=None, audio=None) -> Prediction:
-        """Digit, confidence and per-head probabilities for an image, a recording, or both."""
+    @property
+    def model_id(self) -> str:
+        """Fingerprint of the audio side a voice profile must have been made with (core.model.adapt)."""
+        if not hasattr(self, "_model_id"):
+            from core.model.adapt import model_id
+
+            self._model_id = model_id(self.model)
+        return self._model_id
+
+    def predict(self, image=None, audio=None, profile=None) -> Prediction:
+        """Digit, confidence and per-head probabilities for an image, a recording, or both.
+
+        profile (a core.model.adapt.VoiceProfile) adapts the audio head to its speaker; the Prediction then also
+        carries the unadapted probabilities of the heads it changed."""
+        if profile is not None and audio is not None and profile.model_id != self.model_id:
+            from core.model.adapt import InvalidProfile
+
+            raise InvalidProfile("this voice profile was made with another model; teach the current model your voice")
         if image is None and audio is None:
             raise InvalidInput("Give a drawing, a recording, or both.")
         for name, given in (("image", image), ("audio", audio)):
@@ -124,19 +150,36 @@ class Predictor:
             logits = self.model(image=img_t, audio=aud_t)
             if aud_t is not None and self.calibration.get("audio_warps"):
                 logits["audio"] = self._warp_averaged(window)
-        temps = self.calibration.get("temperature", {})
-        probs = {h: _softmax(v / temps.get(h, 1.0)) for h, v in logits.items()}
-        if self.calibration.get("fusion") == "product" and "fused" in probs and len(self.modalities) == 2:
-            # The calibrated heads' product: a clear drawing is not overridden by a voice the model is unsure of.
-            joint = np.asarray(probs["image"]) * np.asarray(probs["audio"])
-            probs["fused"] = [float(v) for v in joint / joint.sum()]
+            adapted = self._adapted_audio(aud_t, profile) if profile is not None and aud_t is not None else None
+        probs = self._probs(logits)
+        unadapted = {}
+        if adapted is not None:
+            before, probs = probs, self._probs({**logits, "audio": adapted})
+            unadapted = {h: before[h] for h in ("audio", "fused") if h in before and before[h] != probs[h]}
+            unadapted.setdefault("audio", before["audio"])
         head = "fused" if "fused" in probs and img_t is not None and aud_t is not None else next(iter(probs))
         if head == "fused" and len(self.modalities) == 1:
             head = self.modalities[0]
         digits = {h: int(np.argmax(p)) for h, p in probs.items()}
         return Prediction(digit=digits[head], confidence=float(max(probs[head])), probs=probs, head=head,
                           image=img28, waveform=window, features=feats, digits=digits,
-                          unsure_below=self.calibration.get("audio_unsure_below", 0.0))
+                          unsure_below=self.calibration.get("audio_unsure_below", 0.0), unadapted=unadapted)
+
+    def _adapted_audio(self, aud_t: torch.Tensor, profile) -> torch.Tensor:
+        """The audio head's logits adapted to the profile's speaker (core.model.adapt.adapted_logits)."""
+        from core.model.adapt import adapted_logits
+
+        return torch.from_numpy(adapted_logits(profile, self.model, aud_t.float().cpu().numpy()))
+
+    def _probs(self, logits: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+        """Calibrated probabilities per head; fused is the image x audio product when the checkpoint says so."""
+        temps = self.calibration.get("temperature", {})
+        probs = {h: _softmax(v / temps.get(h, 1.0)) for h, v in logits.items()}
+        if self.calibration.get("fusion") == "product" and "fused" in probs and len(self.modalities) == 2:
+            # The calibrated heads' product: a clear drawing is not overridden by a voice the model is unsure of.
+            joint = np.asarray(probs["image"]) * np.asarray(probs["audio"])
+            probs["fused"] = [float(v) for v in joint / joint.sum()]
+        return probs
 
 
 class _OneThread:

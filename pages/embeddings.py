@@ -7,7 +7,7 @@ from core.analysis.embeddings import ENCODERS, MAX_POINTS
 from core.errors import CheckpointError, DataNotFound, DigitsError
 from core.runs.listing import list_runs
 import ui
-from ui import embed_view, tables
+from ui import embed_view, tables, teach_voice
 
 ui.page_setup()
 st.title("Explore the embeddings")
@@ -48,3 +48,4 @@ with main:
         st.warning(str(exc))
     except (CheckpointError, DigitsError, ValueError) as exc:
         st.error(f"Cannot compute this embedding: {exc}")
+    teach_voice.explore_section()

@@ -1,4 +1,4 @@
-"""Plotly figures for the pages: probabilities, what the model sees, embeddings, curves, confusion."""
+"""Plotly figures for the pages: what the model sees, embeddings, curves, confusion."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,15 +11,6 @@ import plotly.graph_objects as go
 DIGITS = [str(d) for d in range(N_CLASSES)]
 HEAD_COLOURS = {"fused": "#7c3aed", "image": "#0ea5e9", "audio": "#f97316"}
 SMALL = dict(margin=dict(l=10, r=10, t=36, b=10))
-
-
-def probabilities(probs: list[float], head: str) -> go.Figure:
-    top = int(np.argmax(probs))
-    colours = [HEAD_COLOURS[head] if d == top else "#cbd5e1" for d in range(N_CLASSES)]
-    fig = go.Figure(go.Bar(x=DIGITS, y=probs, marker_color=colours, hovertemplate="digit %{x}: %{y:.1%}<extra></extra>"))
-    fig.update_layout(height=130, yaxis=dict(range=[0, 1], tickformat=".0%", nticks=3), xaxis=dict(type="category"),
-                      margin=dict(l=0, r=0, t=4, b=0))
-    return fig
 
 
 def image28(img: np.ndarray) -> go.Figure:
@@ -120,4 +111,20 @@ def reliability(bins: dict, head: str, where: str = "test split") -> go.Figure:
                                 customdata=count, hovertemplate="confidence %{x:.0f}%: right %{y:.1f}% of %{customdata}<extra></extra>")])
     fig.update_layout(title=f"Reliability, {head} head ({where})", height=320, xaxis=dict(title="confidence (%)", range=[0, 101]),
                       yaxis=dict(title="accuracy (%)", range=[0, 101]), legend=dict(orientation="h", y=-0.3), **SMALL)
+    return fig
+
+
+def voice_in_embedding(coords: dict, test_digits: np.ndarray, your_digits: np.ndarray, title: str) -> go.Figure:
+    """Test clips as small points coloured by digit, the user's recordings as large labelled markers."""
+    colours = px.colors.qualitative.T10  # the embedding scatter's digit colours
+    fig = go.Figure()
+    for d in range(10):
+        m = test_digits == d
+        fig.add_trace(go.Scatter(x=coords["test"][m, 0], y=coords["test"][m, 1], mode="markers", name=str(d),
+                                 marker={"size": 5, "opacity": 0.45, "color": colours[d]}, legendgroup=str(d)))
+    fig.add_trace(go.Scatter(x=coords["yours"][:, 0], y=coords["yours"][:, 1], mode="markers+text", name="yours",
+                             text=[str(int(d)) for d in your_digits], textposition="top center",
+                             marker={"size": 13, "symbol": "star", "color": [colours[int(d)] for d in your_digits],
+                                     "line": {"width": 1.5, "color": "black"}}))
+    fig.update_layout(title=title, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -13,7 +13,6 @@ from core.data import status as datastatus
 from core.data.fsdd import OFFICIAL_TEST_TAKES, list_clips
 from core.data.mnist import load_mnist
 from ui import state
-
 
 # Set by a reverse proxy: the visitor is elsewhere even though the connection comes from this machine.
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
@@ -51,7 +50,13 @@ def is_local_client() -> bool:
 
 
 def available() -> bool:
-    return datastatus.missing(state.data_root()) is None
+    return _has_data(str(state.data_root()))
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def _has_data(root: str) -> bool:
+    """Cached: listing the 3,000 clips on every stroke delayed each prediction (docs/results.md, issue 13)."""
+    return datastatus.missing(root) is None
 
 
 @st.cache_resource(show_spinner=False)
@@ -68,4 +73,5 @@ def pick() -> None:
     clips = [c for c in list_clips(root) if c.digit == int(labels[i]) and c.take in OFFICIAL_TEST_TAKES]
     clip = clips[int(rng.integers(len(clips)))]
     samples, rate = sf.read(clip.path, dtype="float32")
-    st.session_state.example = {"image": images[i], "audio": (samples, rate), "digit": int(labels[i]), "clip": clip.path.name}
+    st.session_state.example = {"image": images[i], "audio": (samples, rate), "digit": int(labels[i]),
+                                "clip": clip.path.name}

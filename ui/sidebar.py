@@ -50,13 +50,18 @@ def _active_model() -> None:
                  help="Only finished runs can be made active; the choice holds for this browser session.")
     # The sidebar is drawn before the page waits for the model, so while it loads the status checks again
     # each second; otherwise it would say "Loading" until the visitor's next click.
-    st.fragment(_model_status, run_every=None if state.is_ready() else 1.0)()
+    polling = not state.is_ready()
+    st.session_state._polling_model = polling
+    st.fragment(_model_status, run_every=1.0 if polling else None)()
 
 
 def _model_status() -> None:
     if not state.is_ready():
         st.caption("Loading the model in the background…")
         return
+    if st.session_state.pop("_polling_model", False):
+        # Only a run of the whole app stops the poll, and the draw page's strokes rerun just their fragment.
+        st.rerun(scope="app")
     p = state.predictor(show_errors=False)
     if p is not None:
         st.caption(f"Loaded: {p.config.name} · {' + '.join(p.modalities)}")

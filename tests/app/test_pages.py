@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.abc
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,14 +18,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core.model import checkpoint
 from core.analysis import embeddings as E
 from core.io import write_json
+from core.model import checkpoint
 from core.predict import Predictor
 from core.trials import TRIALS
-from tests.helpers import app_after_run, speech_like
-
-from tests.helpers import REPO
+from tests.helpers import REPO, app_after_run, speech_like
 
 APP = str(REPO / "app.py")
 PAGES = ["pages/draw_and_speak.py", "pages/embeddings.py", "pages/leaderboard.py"]
@@ -63,6 +62,12 @@ def drawn_digit() -> np.ndarray:
 def frame(at, column: str):
     """The first dataframe on the page that has this column."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def bars(at, head: str) -> list[float]:
+    """The probabilities a card's bar chart shows (its bars carry them as data-probability)."""
+    chart = next(h.proto.body for h in at.get("html") if f'aria-label="{head} probabilities"' in h.proto.body)
+    return [float(v) for v in re.findall(r'data-probability="([0-9.]+)"', chart)]
 
 
 def metrics(at) -> dict[str, str]:
@@ -125,7 +130,12 @@ def test_draw_page_shows_each_head_like_the_predictor(env, tiny_weights, given):
     assert set(shown) == {f"{h} prediction" for h in heads}
     for h in heads:
         assert shown[f"{h} prediction"] == str(expected.digits[h.lower()])
-    assert len(at.get("plotly_chart")) == len(heads) + (1 if image is not None else 0) + (2 if audio is not None else 0)
+    for h in heads:  # each card's bars are the predictor's probabilities, the top one in the head's colour
+        assert bars(at, h.lower()) == pytest.approx(expected.probs[h.lower()], abs=1e-6)
+    assert not at.get("plotly_chart")  # "What the model sees" is built only once its expander is opened
+    at.session_state["model_sees"] = True
+    at.run()
+    assert len(at.get("plotly_chart")) == (1 if image is not None else 0) + (2 if audio is not None else 0)
     disagree = [w.value for w in at.warning if "disagree" in w.value]
     assert bool(disagree) == (given == "both" and expected.disagreement)
     if disagree:  # the note says which input the fused head followed
@@ -134,6 +144,16 @@ def test_draw_page_shows_each_head_like_the_predictor(env, tiny_weights, given):
         assert (f"went with the {side}: {d['fused']}." if side else f"chose {d['fused']}, neither") in disagree[0]
     elif given == "both":
         assert [s.value for s in at.success] == [f"Image and audio agree on {expected.digits['fused']}."]
+
+
+def test_clear_drawing_also_drops_an_examples_digit(env, tiny_weights):
+    env(None)
+    image, audio = drawn_digit(), (speech_like(0.6, seed=3), 8000)
+    at = app(example={"image": image, "audio": audio})
+    assert set(metrics(at)) == {"Fused prediction", "Image prediction", "Audio prediction"}
+    next(b for b in at.button if b.label == "Clear drawing").click().run()
+    expected = Predictor.load(tiny_weights).predict(audio=audio).digits["audio"]
+    assert metrics(at) == {"Audio prediction": str(expected)}  # the voice stays; no digit comes back
 
 
 def test_draw_page_explains_unreadable_input(env):

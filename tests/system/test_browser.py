@@ -5,6 +5,7 @@ import base64
 import io
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,19 @@ def recorded_wav(page) -> bytes:
     return Path(download.value.path()).read_bytes()
 
 
+def shown_cards(page) -> set[str]:
+    labels = page.locator('[data-testid="stMetric"] [data-testid="stMetricLabel"]').all_inner_texts()
+    return {label.strip() for label in labels}
+
+
+def wait_until(condition, message: str, timeout_s: float = 60) -> None:
+    """Poll condition (a hang guard, not a speed limit)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
+
+
 def canvas_pixels(page) -> np.ndarray:
     """What the canvas holds: its layers (background, drawing) read back from the browser and overlaid."""
     urls = page.locator('[data-testid="stMain"] canvas').evaluate_all(
@@ -124,5 +138,49 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
                 unsure = head == "audio" and expected.audio_unsure  # the card then names its two best guesses
                 shown = (f"{first} or {second}", f"{p1:.0%} / {p2:.0%}, unsure") if unsure else (str(first), f"{p1:.0%} sure")
                 assert card(page, head) == shown, head
+
+            # An example replaces the drawing and the recording: the canvas empties, and all three cards stay.
+            page.get_by_role("button", name="Try an example from the test set").click()
+            wait_until(lambda: canvas_pixels(page).max() == 0, "the canvas was not emptied by the example")
+            wait_until(lambda: page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').count() == 1,
+                       "the recording was not replaced by the example")
+            for head in ("Fused", "Image", "Audio"):
+                metric(page, f"{head} prediction")
+            # Clear drawing drops the example's digit too: the voice's card alone is left.
+            page.get_by_role("button", name="Clear drawing").click()
+            wait_until(lambda: not shown_cards(page) - {"Audio prediction"}, "Clear drawing left an image card")
+            assert shown_cards(page) == {"Audio prediction"}
+        finally:
+            browser.close()
+
+
+def test_draw_with_a_finger_on_a_phone(server):
+    """A phone-sized viewport with touch input only: a finger draws, the image card answers, Clear empties."""
+    from playwright.sync_api import sync_playwright
+
+    url, weights, _ = server
+    predictor = Predictor.load(weights)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+            page = context.new_page()
+            page.goto(url, timeout=120_000)
+            page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
+            canvas = page.locator(".upper-canvas").first
+            canvas.scroll_into_view_if_needed()
+            box = canvas.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box  # the canvas fits the phone's width
+            # A finger draws a 1 (touch events, as a phone sends them; no mouse on a phone).
+            touch = context.new_cdp_session(page)
+            points = [(box["x"] + 130 + y // 20, box["y"] + y) for y in range(40, 230, 10)]
+            for kind, at in [("touchStart", points[:1]), *[("touchMove", [pt]) for pt in points[1:]], ("touchEnd", [])]:
+                touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in at]})
+            shown = metric(page, "Image prediction")
+            assert canvas_pixels(page).max() > 0  # the finger drew, it did not scroll the page
+            assert shown == str(predictor.predict(image=canvas_pixels(page)).digits["image"])
+            page.get_by_role("button", name="Clear drawing").tap()
+            wait_until(lambda: not shown_cards(page), "Clear drawing left the image card")
+            assert canvas_pixels(page).max() == 0
         finally:
             browser.close()

@@ -1,0 +1,511 @@
+"""Teach it your voice: adapt the audio head to one speaker from a few recordings per digit, in seconds.
+
+A VoiceProfile holds the audio encoder and head fine-tuned for a few steps on the speaker's recordings (with
+training clips replayed beside them, so other voices are not forgotten) and the recordings themselves as
+templates: at prediction time the adapted head's logits are lowered by the dynamic-time-warping distance to
+the speaker's nearest recording of each digit. Why this and not the alternatives: docs/results.md, Your voice.
+Profiles are saved and loaded as a plain dict of tensors (torch.load(weights_only=True)) and validated."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import pickle
+import weakref
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.errors import DigitsError, InvalidInput
+from core.features import audio
+
+N_DIGITS = 10
+PROFILE_VERSION = 1
+MAX_PROFILE_BYTES = 2 * 1024 * 1024  # the shipped model's profile is ~0.3 MB (float16 weights)
+MAX_CLIPS_PER_DIGIT = 10
+FRAME_SHAPE = (audio.N_FRAMES, audio.N_COEFFS)
+
+
+class InvalidProfile(DigitsError, ValueError):
+    """A voice profile that is not one of ours, is unsafe, or does not fit the loaded model."""
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How a profile is made and used (chosen on held-out speakers: docs/results.md, Your voice)."""
+
+    steps: int = 20  # Adam steps fine-tuning the audio encoder and head; 0: templates only
+    lr: float = 1e-3
+    replay: int = 32  # training clips drawn beside the enrollment at each step
+    template_scale: float = 80.0  # logits taken off per unit of DTW distance to a digit's nearest recording
+    gated: bool = True  # adapt only recordings that sound like the speaker (see speaker_gate)
+    seed: int = 0
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, so the adapted head can be cached per profile
+class VoiceProfile:
+    """One speaker: the fine-tuned audio encoder and head, and their recordings as (standardised) templates."""
+
+    state: dict = field(repr=False)  # state_dict of AdaptedAudio; empty when not fine-tuned
+    templates: np.ndarray = field(repr=False)  # (M, 39, 13) standardised features
+    labels: np.ndarray  # (M,) their digits
+    model_id: str  # fingerprint of the model the profile was made with
+    config: AdaptConfig = AdaptConfig()
+    gate: float = 0.0  # the speaker's typical DTW distance between two different digits (0: no gate)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(int(c) for c in np.bincount(self.labels, minlength=N_DIGITS))
+
+    @property
+    def fine_tuned(self) -> bool:
+        return bool(self.state)
+
+
+class AdaptedAudio(torch.nn.Module):
+    """The audio encoder and its head as one module: what adaptation fine-tunes."""
+
+    def __init__(self, encoder: torch.nn.Module, head: torch.nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+def audio_head(model) -> torch.nn.Module:
+    """The module that turns an audio embedding into the audio head's logits."""
+    if "audio" in model.aux:
+        return model.aux["audio"]
+    if tuple(model.modalities) == ("audio",):
+        return model.fusion
+    raise InvalidProfile("this model has no audio head to adapt")
+
+
+def base_audio(model) -> AdaptedAudio:
+    """The model's own audio encoder and head (shared, not copied)."""
+    return AdaptedAudio(model.encoders["audio"], audio_head(model))
+
+
+def model_id(model) -> str:
+    """A short fingerprint of the weights a profile depends on: the audio encoder and its head."""
+    h = hashlib.sha1()
+    for name, value in base_audio(model).state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# --- templates: dynamic time warping between a recording and the speaker's own recordings ---
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+
+
+def dtw_distances(x: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """(N, M) DTW cost between (N, T, C) and (M, T, C) feature sequences: cosine frame distance, divided by 2T.
+
+    Batched over all N x M pairs at once (one vector step per cell of the T x T grid); librosa's dtw aligns
+    one pair per call, ~100x slower for the benchmark's 5,000 pairs."""
+    a, b = _unit(np.asarray(x, np.float32)), _unit(np.asarray(templates, np.float32))
+    cost = 1.0 - np.einsum("nif,mjf->nmij", a, b)  # (N, M, T, T)
+    n_t, m_t = cost.shape[2:]
+    acc = np.full((*cost.shape[:2], m_t + 1), np.inf)  # one row of the accumulated cost at a time
+    acc[..., 0] = np.inf
+    prev = np.full_like(acc, np.inf)
+    prev[..., 0] = 0.0
+    for i in range(n_t):
+        acc[..., 0] = np.inf
+        for j in range(m_t):
+            acc[..., j + 1] = cost[:, :, i, j] + np.minimum(np.minimum(prev[..., j + 1], acc[..., j]), prev[..., j])
+        prev, acc = acc, prev
+    return prev[..., m_t] / (n_t + m_t)
+
+
+def template_scores(x: np.ndarray, templates: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N, 10) DTW distance from each standardised feature sequence to the nearest template of each digit."""
+    d = dtw_distances(x, templates)
+    return np.stack([d[:, labels == k].min(axis=1) for k in range(N_DIGITS)], axis=1)
+
+
+def gate_distance(templates: np.ndarray, labels: np.ndarray) -> float:
+    """The speaker's own yardstick: the median DTW distance from each recording to the nearest other digit."""
+    own = template_scores(templates, templates, labels)
+    own[np.arange(len(labels)), labels] = np.inf
+    return float(np.median(own.min(axis=1)))
+
+
+def speaker_gate(scores: np.ndarray, gate: float) -> np.ndarray:
+    """(N, 1) weight of the adaptation per recording: 1 when it is nearer to one of the speaker's recordings than
+    the speaker's digits are to each other, falling to 0 a little beyond that. Another voice is far from all of
+    them, so it keeps the unadapted answer (docs/results.md, Your voice: "others")."""
+    if gate <= 0:
+        return np.ones((len(scores), 1))
+    return np.clip((gate - scores.min(axis=1, keepdims=True)) / (GATE_WIDTH * gate), 0.0, 1.0)
+
+
+GATE_WIDTH = 0.3  # the gate falls from 1 to 0 over this fraction of the yardstick
+
+
+# --- adaptation ---
+
+
+def fine_tune(
+    model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.ndarray] | None, config: AdaptConfig, on_step=None
+) -> AdaptedAudio:
+    """A copy of the model's audio encoder and head after config.steps Adam steps on (x, y) plus replayed clips;
+    on_step(done, total) after each step."""
+    net = copy.deepcopy(base_audio(model)).float().train()
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()  # a batch of ten recordings would overwrite the statistics of the whole training set
+    gen = torch.Generator().manual_seed(config.seed)
+    xe, ye = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
+    xr = yr = None
+    if replay is not None and config.replay:
+        xr, yr = (
+            torch.from_numpy(np.ascontiguousarray(replay[0], np.float32)),
+            torch.from_numpy(np.asarray(replay[1], np.int64)),
+        )
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    torch.manual_seed(config.seed)  # dropout masks: the same recordings give the same profile
+    with torch.enable_grad():
+        for step in range(config.steps):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(xe), ye)
+            if xr is not None:
+                i = torch.randint(0, len(xr), (config.replay,), generator=gen)
+                loss = loss + F.cross_entropy(net(xr[i]), yr[i])
+            loss.backward()
+            opt.step()
+            if on_step:
+                on_step(step + 1, config.steps)
+    return net.eval()
+
+
+def adapt(
+    predictor_or_model,
+    features: np.ndarray,
+    labels,
+    config: AdaptConfig = AdaptConfig(),
+    stats=None,
+    replay: tuple[np.ndarray, np.ndarray] | None = None,
+    on_step=None,
+) -> VoiceProfile:
+    """A VoiceProfile from (N, 39, 13) raw features of one speaker and their digits (at least one of each).
+
+    Give a Predictor, or a model with stats=(mean, std, utterance_norm) it was trained with. replay: standardised
+    training clips and digits to replay while fine-tuning (core.model.adapt.replay_clips); without it only the
+    templates adapt (fine-tuning on ten clips alone makes other voices worse: docs/results.md)."""
+    if hasattr(predictor_or_model, "model"):
+        p = predictor_or_model
+        model, stats = p.model, (p.mean, p.std, p.config.features.utterance_norm)
+    else:
+        model = predictor_or_model
+    if stats is None:
+        raise InvalidProfile("adapting a bare model needs the feature statistics it was trained with")
+    features = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    if features.ndim != 3 or features.shape[1:] != FRAME_SHAPE or len(features) != len(labels):
+        raise InvalidProfile(f"need (N, {FRAME_SHAPE[0]}, {FRAME_SHAPE[1]}) features, one per label")
+    if ((labels < 0) | (labels >= N_DIGITS)).any():
+        raise InvalidProfile("labels must be digits 0-9")
+    counts = np.bincount(labels, minlength=N_DIGITS)
+    if (counts == 0).any():
+        raise InvalidProfile(
+            f"every digit needs a recording; missing: {', '.join(str(d) for d in np.flatnonzero(counts == 0))}"
+        )
+    if counts.max() > MAX_CLIPS_PER_DIGIT:
+        raise InvalidProfile(f"at most {MAX_CLIPS_PER_DIGIT} recordings per digit")
+    x = audio.standardize(features, *stats)
+    state = {}
+    if config.steps and replay is not None:
+        net = fine_tune(model, x, labels, replay, config, on_step)
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return VoiceProfile(state, x, labels, model_id(model), config, gate_distance(x, labels) if config.gated else 0.0)
+
+
+_adapted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # profile -> its AdaptedAudio, built once
+
+
+def adapted_audio(profile: VoiceProfile, model) -> AdaptedAudio:
+    """The profile's fine-tuned audio encoder and head on model's architecture (the model's own when not fine-tuned)."""
+    if not profile.fine_tuned:
+        return base_audio(model)
+    net = _adapted.get(profile)
+    if net is None:
+        net = copy.deepcopy(base_audio(model)).float()
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in profile.state.items()})
+        _adapted[profile] = net = net.eval()
+    return net
+
+
+@torch.inference_mode()
+def adapted_logits(profile: VoiceProfile, model, x: np.ndarray) -> np.ndarray:
+    """(N, 10) adapted audio logits of (N, 39, 13) standardised features: the fine-tuned head minus the scaled
+    template distances, blended with the unadapted head by speaker_gate."""
+    t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    scores = template_scores(x, profile.templates, profile.labels)
+    logits = adapted_audio(profile, model)(t).float().numpy() - profile.config.template_scale * scores
+    if profile.gate <= 0:
+        return logits
+    g = speaker_gate(scores, profile.gate)
+    return g * logits + (1 - g) * base_audio(model)(t).float().numpy()
+
+
+@torch.inference_mode()
+def embed_and_score(model, x: np.ndarray, profile: VoiceProfile | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) audio embeddings and (N, 10) audio-head logits of (N, 39, 13) standardised features, under the
+    profile's fine-tuned encoder when given (the logits then leave out the templates)."""
+    net = adapted_audio(profile, model) if profile is not None else base_audio(model)
+    net.eval()
+    emb = net.encoder(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
+    return emb.float().numpy(), net.head(emb).float().numpy()
+
+
+def voice_in_embedding(profile: VoiceProfile, model, test_x: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """2D PCA of the audio embedding, before and after adapting: {"before"|"after": {"test": (N, 2), "yours": (M, 2)}}.
+
+    Each view is fitted on the test clips' embeddings under that encoder, and the profile's recordings are placed in it.
+    """
+    from sklearn.decomposition import PCA
+
+    out = {}
+    for when, prof in (("before", None), ("after", profile)):
+        test, _ = embed_and_score(model, test_x, prof)
+        yours, _ = embed_and_score(model, profile.templates, prof)
+        pca = PCA(n_components=2, random_state=0).fit(test)
+        out[when] = {"test": pca.transform(test).astype(np.float32), "yours": pca.transform(yours).astype(np.float32)}
+    return out
+
+
+def replay_clips(root, stats, n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n FSDD clips (takes 10-49, never the official test takes), standardised with stats, and their digits."""
+    from core.features.banks import load_fsdd_bank
+
+    bank = load_fsdd_bank(root, 0)
+    pool = np.flatnonzero(bank.takes >= 10)
+    pick = np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False)
+    return audio.standardize(bank.clean[pick], *stats), bank.digits[pick]
+
+
+# --- files: a plain dict of tensors and numbers, read back with torch.load(weights_only=True) and validated ---
+
+
+def profile_to_dict(profile: VoiceProfile) -> dict:
+    c = profile.config
+    return {
+        "format": "digits-voice-profile",
+        "version": PROFILE_VERSION,
+        "state": {k: v.half() if v.is_floating_point() else v for k, v in profile.state.items()},
+        "templates": torch.from_numpy(np.ascontiguousarray(profile.templates, np.float32)),
+        "labels": torch.from_numpy(np.asarray(profile.labels, np.int64)),
+        "model_id": profile.model_id,
+        "gate": profile.gate,
+        "config": {
+            "steps": c.steps,
+            "lr": c.lr,
+            "replay": c.replay,
+            "template_scale": c.template_scale,
+            "gated": c.gated,
+            "seed": c.seed,
+        },
+    }
+
+
+def profile_bytes(profile: VoiceProfile) -> bytes:
+    """The profile as a small .pt file's bytes (for download)."""
+    buf = io.BytesIO()
+    torch.save(profile_to_dict(profile), buf)
+    return buf.getvalue()
+
+
+def load_profile(data: bytes, model) -> VoiceProfile:
+    """A profile from a file's bytes, refused unless it is a plain, well-formed profile made with model."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidProfile("a voice profile is read from the bytes of a file")
+    if len(data) > MAX_PROFILE_BYTES:
+        raise InvalidProfile(
+            f"the file is {len(data) / 2**20:.1f} MB; a voice profile is at most {MAX_PROFILE_BYTES // 2**20} MB"
+        )
+    try:
+        raw = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InvalidProfile(f"refused: not a plain voice profile (it may carry code): {str(exc)[:200]}") from exc
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        zipfile.BadZipFile,
+        ValueError,
+        KeyError,
+        AttributeError,
+        TypeError,
+    ) as exc:
+        raise InvalidProfile(
+            f"not a readable voice profile (truncated or another kind of file): {str(exc)[:200]}"
+        ) from exc
+    return profile_from_dict(raw, model)
+
+
+def profile_from_dict(raw, model) -> VoiceProfile:
+    """Validate a loaded dict against model: keys, shapes, finiteness, counts and settings within their ranges."""
+    if not isinstance(raw, dict) or raw.get("format") != "digits-voice-profile":
+        raise InvalidProfile("not a digits voice profile")
+    if raw.get("version") != PROFILE_VERSION:
+        raise InvalidProfile(f"voice profile version {raw.get('version')!r}; this app reads version {PROFILE_VERSION}")
+    key = raw.get("model_id")
+    if not isinstance(key, str) or len(key) != 16:
+        raise InvalidProfile("the profile does not say which model it was made with")
+    if key != model_id(model):
+        raise InvalidProfile("this voice profile was made with another model; teach the current model your voice again")
+    templates, labels = raw.get("templates"), raw.get("labels")
+    if (
+        not isinstance(templates, torch.Tensor)
+        or not templates.is_floating_point()
+        or templates.dim() != 3
+        or tuple(templates.shape[1:]) != FRAME_SHAPE
+        or not 1 <= len(templates) <= N_DIGITS * MAX_CLIPS_PER_DIGIT
+    ):
+        raise InvalidProfile(
+            f"templates must be (M, {FRAME_SHAPE[0]}, {FRAME_SHAPE[1]}) floats with 1-"
+            f"{N_DIGITS * MAX_CLIPS_PER_DIGIT} recordings"
+        )
+    if (
+        not isinstance(labels, torch.Tensor)
+        or labels.dtype != torch.int64
+        or tuple(labels.shape) != (len(templates),)
+        or not bool(((labels >= 0) & (labels < N_DIGITS)).all())
+    ):
+        raise InvalidProfile("labels must be one digit 0-9 per template")
+    counts = torch.bincount(labels, minlength=N_DIGITS)
+    if bool((counts == 0).any()) or int(counts.max()) > MAX_CLIPS_PER_DIGIT:
+        raise InvalidProfile(f"a profile needs 1-{MAX_CLIPS_PER_DIGIT} recordings of every digit")
+    state = raw.get("state")
+    expected = {k: (tuple(v.shape), v.dtype.is_floating_point) for k, v in base_audio(model).state_dict().items()}
+    if not isinstance(state, dict) or (
+        state
+        and (
+            set(state) != set(expected)
+            or not all(
+                isinstance(v, torch.Tensor) and (tuple(v.shape), v.is_floating_point()) == expected[k]
+                for k, v in state.items()
+            )
+        )
+    ):
+        raise InvalidProfile("the profile's weights do not fit this model's audio encoder (wrong names or shapes)")
+    if not torch.isfinite(templates).all() or not all(
+        torch.isfinite(v).all() for v in state.values() if v.is_floating_point()
+    ):
+        raise InvalidProfile("the profile holds non-finite numbers")
+    gate = raw.get("gate")
+    if not _number(gate, 0, 10):
+        raise InvalidProfile("the profile's gate must be a distance from 0 to 10")
+    return VoiceProfile(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+        templates.float().numpy(),
+        labels.numpy(),
+        key,
+        _config(raw.get("config")),
+        float(gate),
+    )
+
+
+def _number(v, lo, hi, integer=False) -> bool:
+    kinds = (int,) if integer else (int, float)
+    return isinstance(v, kinds) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _config(raw) -> AdaptConfig:
+    if not isinstance(raw, dict):
+        raise InvalidProfile("the profile's settings are missing")
+    ok = (
+        _number(raw.get("steps"), 0, 1000, True)
+        and _number(raw.get("lr"), 0, 1)
+        and _number(raw.get("replay"), 0, 4096, True)
+        and _number(raw.get("template_scale"), 0, 1000)
+        and _number(raw.get("seed"), 0, 2**31 - 1, True)
+        and isinstance(raw.get("gated"), bool)
+    )
+    if not ok:
+        raise InvalidProfile("the profile's settings are out of range")
+    return AdaptConfig(
+        raw["steps"], float(raw["lr"]), raw["replay"], float(raw["template_scale"]), raw["gated"], raw["seed"]
+    )
+
+
+# --- enrollment: each recording checked before it may teach the model anything ---
+
+MIN_WORD_S = 0.12  # a spoken digit is longer than this (FSDD's shortest takes are ~0.2 s)
+MIN_WORD_DB = 6.0  # the word must stand this far above the rest of the recording
+OTHER_DIGIT_P = 0.9  # the unadapted head this sure of another digit ...
+OWN_DIGIT_P = 0.05  # ... and this unsure of the one asked for: ask the user to confirm
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """One recording of a digit for adaptation: its features and what the unadapted audio head heard."""
+
+    digit: int
+    features: np.ndarray = field(repr=False)  # (39, 13) raw features
+    heard: int  # the unadapted audio head's answer
+    heard_p: float
+    own_p: float  # the unadapted head's probability of the digit asked for
+    word_seconds: float
+
+    @property
+    def other_digit(self) -> bool:
+        """True when the unadapted head is sure this is another digit: the user should confirm it."""
+        return self.heard != self.digit and self.heard_p >= OTHER_DIGIT_P and self.own_p <= OWN_DIGIT_P
+
+
+def enroll(predictor, digit: int, recording) -> Enrollment:
+    """Check one recording ((samples, rate) or file bytes) of digit; InvalidInput when it holds no usable word."""
+    from core.limits import MAX_UPLOAD_BYTES as MAX_AUDIO_BYTES
+
+    if not isinstance(digit, (int, np.integer)) or not 0 <= digit < N_DIGITS:
+        raise InvalidInput(f"digit must be 0-9, not {digit!r}")
+    if isinstance(recording, (bytes, bytearray)):
+        if len(recording) > MAX_AUDIO_BYTES:
+            raise InvalidInput(
+                f"The audio file is {len(recording) / 2**20:.0f} MB; the limit is {MAX_AUDIO_BYTES // 2**20} MB."
+            )
+        recording = audio.decode(bytes(recording))
+    samples, rate = recording
+    mono = audio.to_mono_8k(np.asarray(samples), rate)  # raises on silence, corrupt or too short files
+    word = audio.trim_speech(mono)
+    seconds = len(word) / audio.SAMPLE_RATE
+    if len(mono) - len(word) >= 0.1 * audio.SAMPLE_RATE:
+        # trim_speech returns a stretch of mono, so the rest's energy is the total's minus the word's.
+        word_energy = float(np.dot(word.astype(np.float64), word))
+        rest_power = max(float(np.dot(mono.astype(np.float64), mono)) - word_energy, 0.0) / (len(mono) - len(word))
+        if 10 * np.log10((word_energy / len(word) + 1e-12) / (rest_power + 1e-12)) < MIN_WORD_DB:
+            raise InvalidInput(
+                "No word stands out from the background noise; move closer to the microphone and say it again."
+            )
+    if seconds < MIN_WORD_S:
+        raise InvalidInput(f'Only {seconds * 1000:.0f} ms of speech were heard; say the whole word "{digit}" again.')
+    result = predictor.predict(audio=(mono, audio.SAMPLE_RATE))
+    p = result.probs["audio"]
+    return Enrollment(
+        int(digit), result.features, result.digits["audio"], float(max(p)), float(p[digit]), round(seconds, 3)
+    )
+
+
+def adapt_enrollments(
+    predictor, enrollments: list[Enrollment], replay=None, on_step=None, config: AdaptConfig = AdaptConfig()
+) -> VoiceProfile:
+    """A VoiceProfile from checked recordings, at least one of each digit."""
+    return adapt(
+        predictor,
+        np.stack([e.features for e in enrollments]),
+        [e.digit for e in enrollments],
+        config,
+        replay=replay,
+        on_step=on_step,
+    )
