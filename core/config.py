@@ -80,6 +80,7 @@ class TrainConfig:
     aux_loss_weight: float = 0.5  # weight of each single-modality head's loss
     train_fraction: float = 1.0  # fraction of the MNIST training images used
     limit: int | None = None  # at most this many training pairs (tiny smoke runs)
+    eval_limit: int | None = None  # at most this many validation and test images (tiny smoke runs; None: all)
     seed: int = 0
     split: str = "official"  # FSDD split: "official" or "loso"
     held_out_speaker: str | None = None  # with split="loso"

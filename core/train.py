@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dropout", type=float, default=None, help="dropout probability (default: the trial's)")
     p.add_argument("--train-fraction", type=float, default=None, help="fraction of MNIST training images (default: 1)")
     p.add_argument("--limit", type=int, default=None, help="at most this many training pairs (tiny smoke runs)")
+    p.add_argument("--eval-limit", type=int, default=None,
+                   help="at most this many validation and test images (tiny smoke runs; default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--split", choices=["official", "loso"], default=None, help="FSDD split (default: official)")
     p.add_argument("--held-out-speaker", default=None, help="with --split loso: the speaker to test on")
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = build_config(args.trial, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               dropout=args.dropout, train_fraction=args.train_fraction, limit=args.limit,
+                              eval_limit=args.eval_limit,
                               seed=args.seed, split=args.split, held_out_speaker=args.held_out_speaker)
         run_dir = run(config, paths.data_dir(args.data_dir), paths.runs_dir(args.out), args.run_id,
                       progress=not args.no_progress)

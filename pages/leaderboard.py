@@ -72,6 +72,9 @@ elif picked:
 else:
     st.info("Select a row to see its learning curves and confusion matrix, or several rows to overlay their curves.")
 
+st.subheader("Trials over seeds")
+tables.seed_spread()
+
 st.subheader("The seed's Table 2, as reported")
 st.dataframe(pd.DataFrame(SEED_TABLE2, columns=["model", "accuracy (%)"]), hide_index=True, key="table2")
 st.caption("What it compares: the seed's fused model sees each MNIST digit *and* a spoken FSDD clip of the same digit; "

@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from core.data import status as datastatus
-from core.runs.leaderboard import entries
+from core.runs.leaderboard import SPREADS, entries, seed_rows, seed_table
+from core.runs.listing import list_runs
 from ui import state
 
 COMPACT = ["entry", "seed F1 (final)", "F1 fused", "status"]
@@ -58,3 +59,48 @@ def data_notice() -> bool:
     if st.session_state.get("download_pid"):
         st.info(f"Downloading in the background (log: `{root / 'download.log'}`); reload this page in a minute.")
     return False
+
+
+def _pm(mean, sd) -> str | None:
+    if mean is None:
+        return None
+    return f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else "")
+
+
+def _versus(diff, beyond) -> str | None:
+    if diff is None:
+        return None
+    mark = {True: "beyond spread", False: "within spread", None: "one seed: no spread"}[beyond]
+    return f"{diff:+.2f} ({mark})"
+
+
+def _seed_display(row: dict) -> dict:
+    return {"trial": row["trial"], **({"grid": row["grid"]} if row["grid"] else {}), "seeds": row["seeds"],
+            **{f"F1 {h}": _pm(row[f"F1 {h} mean"], row[f"F1 {h} sd"]) for h in ("fused", "image", "audio")},
+            "seed F1 (final)": row["seed F1 (final)"],
+            "fused − seed F1": _versus(row["vs seed F1"], row["vs seed beyond spread"]),
+            "fused − best trial": ("best" if row["vs best"] == 0 and row["best trial"] == row["trial"]
+                                   else _versus(row["vs best"], row["vs best beyond spread"]))}
+
+
+def seed_spread() -> None:
+    """The sweeps' trials over seeds (core.runs.leaderboard.seed_table), refreshed while a sweep's trials run."""
+    running = any(r.sweep and r.state == "running" for r in list_runs())
+
+    def show() -> None:
+        table = seed_table(seed_rows())
+        if not table:
+            st.info("No sweep yet: `python -m core.sweep --trials try1 try2 ... --seeds 0 1 2` trains every trial with "
+                    "several seeds (on Ray when installed), and its trials appear here as they finish.")
+            return
+        sweeps = list(dict.fromkeys(r["sweep"] for r in table))
+        sweep = st.selectbox("Sweep", sweeps, key="seed_sweep") if len(sweeps) > 1 else sweeps[0]
+        st.dataframe(pd.DataFrame([_seed_display(r) for r in table if r["sweep"] == sweep]), hide_index=True,
+                     key="seed_table")
+        st.caption(f"Macro-F1 (%) on the test split after each seed's training: mean ± standard deviation over seeds, "
+                   f"for the fused head and the image and audio probes. A difference is *beyond spread* when it is "
+                   f"larger than {SPREADS:g} seed-to-seed standard deviations (pooled over the two trials compared); "
+                   "the seed report's F1 came from longer training on all the data, one run each."
+                   + (" A sweep is running: this table refreshes as its trials finish." if running else ""))
+
+    st.fragment(show, run_every=15 if running else None)()

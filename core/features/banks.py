@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from tqdm import tqdm
 
 from core import paths
@@ -99,16 +100,27 @@ def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, pr
     return assemble(results, [(c.digit, c.speaker, c.take, c.path.name) for c in clips])
 
 
-def cached_bank(cache: Path, compute) -> ClipBank:
-    """The ClipBank stored at cache, else compute() it and store it there."""
+def _stored_bank(cache: Path) -> ClipBank | None:
     if cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as z:
                 return ClipBank(**{k: z[k] for k in z.files})
         except (OSError, ValueError, KeyError):
             cache.unlink(missing_ok=True)
-    bank = compute()
-    atomic_write(cache, lambda f: np.savez(f, **bank.__dict__))
+    return None
+
+
+def cached_bank(cache: Path, compute) -> ClipBank:
+    """The ClipBank stored at cache, else compute() it and store it there. Concurrent callers (a sweep's trials)
+    build it once: the first holds a file lock while the others wait for it, then read what it stored."""
+    bank = _stored_bank(cache)
+    if bank is not None:
+        return bank
+    with FileLock(f"{cache}.lock"):
+        bank = _stored_bank(cache)
+        if bank is None:
+            bank = compute()
+            atomic_write(cache, lambda f: np.savez(f, **bank.__dict__))
     return bank
 
 

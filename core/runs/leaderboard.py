@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import paths
+from core.io import UnreadableRecord
 from core.runs.records import HEAD_NAMES as HEADS
+from core.runs.records import RESULT, read_json
 from core.runs.results import is_loso, load_results
 from core.runs.listing import list_runs
 from core.trials import TRIALS
@@ -161,3 +164,103 @@ def _runs(runs_root: Path | None) -> list[Entry]:
 
 def _config_dict(trial) -> dict:
     return to_dict(trial.config)
+
+
+SPREADS = 2.0  # a difference is "beyond the spread" past this many seed standard deviations (pooled for two trials)
+
+
+@dataclass
+class SeedRow:
+    """One trial (one grid point) of a sweep: its F1 per head over seeds, beside the seed report's F1."""
+
+    sweep_id: str
+    trial: str
+    grid: dict
+    seeds: list[int]
+    f1: dict[str, list[float]]  # head -> final macro-F1 per seed, in seed order
+    reported_final: float | None
+
+    def mean(self, head: str) -> float | None:
+        values = self.f1.get(head) or []
+        return sum(values) / len(values) if values else None
+
+    def sd(self, head: str) -> float | None:
+        """Sample standard deviation over seeds; None below two seeds."""
+        values = self.f1.get(head) or []
+        if len(values) < 2:
+            return None
+        m = sum(values) / len(values)
+        return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def beyond_spread(difference: float, *sds: float | None) -> bool | None:
+    """Whether |difference| exceeds SPREADS pooled seed standard deviations; None when a spread is unknown."""
+    if not sds or any(s is None for s in sds):
+        return None
+    pooled = (sum(s * s for s in sds) / len(sds)) ** 0.5
+    return abs(difference) > SPREADS * pooled
+
+
+def _sweep_records(results_dir: Path | None, runs_root: Path | None) -> dict[str, dict]:
+    """Finished sweep trials by run id: {"sweep": label, "final": heads}, from runs/ and from results/*/<sweep>/."""
+    found = {}
+    root = Path(results_dir) if results_dir else paths.RESULTS_DIR
+    for path in sorted(root.glob("sweeps/*/*.json")):
+        try:
+            record = read_json(path, RESULT)
+        except UnreadableRecord:
+            continue  # listed as unreadable nowhere else either: a sweep file is one seed of many
+        if record and record.get("sweep") and record.get("final"):
+            found[record.get("run_id") or path.stem] = {"sweep": record["sweep"], "final": record["final"]}
+    for run in list_runs(runs_root):
+        if run.sweep and run.state == "finished" and (run.summary or {}).get("final"):
+            found[run.run_id] = {"sweep": run.sweep, "final": run.summary["final"]}
+    return found
+
+
+def seed_rows(results_dir: Path | None = None, runs_root: Path | None = None) -> list[SeedRow]:
+    """Every sweep's trials with their F1 over seeds: committed sweeps (results/sweeps/) and sweeps in runs/,
+    a running sweep's trials as their seeds finish. Ordered by sweep (newest first), then trial as planned."""
+    groups: dict[tuple, SeedRow] = {}
+    for rec in _sweep_records(results_dir, runs_root).values():
+        label, final = rec["sweep"], rec["final"]
+        grid = label.get("grid") or {}
+        key = (label["sweep_id"], label["trial"], tuple(sorted(grid.items())))
+        trial = TRIALS.get(label["trial"])
+        row = groups.setdefault(key, SeedRow(label["sweep_id"], label["trial"], grid, [], {},
+                                             trial.reported_f1_final if trial else None))
+        row.seeds.append(label["seed"])
+        for head in HEADS:
+            if head in final:
+                row.f1.setdefault(head, []).append(final[head]["macro_f1"])
+    order = {name: i for i, name in enumerate(TRIALS)}
+    rows = sorted(groups.values(), key=lambda r: (r.sweep_id, -order.get(r.trial, len(order)), sorted(r.grid.items())),
+                  reverse=True)
+    return rows
+
+
+def seed_table(rows: list[SeedRow]) -> list[dict]:
+    """The leaderboard's seed view: mean and spread per head, the seed report's F1, and which differences (from
+    the seed's F1, from the sweep's best trial at the same grid point) are beyond the seed-to-seed spread."""
+    best: dict[tuple, SeedRow] = {}
+    for r in rows:
+        key = (r.sweep_id, tuple(sorted(r.grid.items())))
+        if r.mean("fused") is not None and (key not in best or r.mean("fused") > best[key].mean("fused")):
+            best[key] = r
+    out = []
+    for r in rows:
+        row = {"sweep": r.sweep_id, "trial": r.trial, "grid": ", ".join(f"{k}={v}" for k, v in sorted(r.grid.items())),
+               "seeds": len(r.seeds)}
+        for head in HEADS:
+            row[f"F1 {head} mean"], row[f"F1 {head} sd"] = r.mean(head), r.sd(head)
+        row["seed F1 (final)"] = r.reported_final
+        fused, sd = r.mean("fused"), r.sd("fused")
+        row["vs seed F1"] = None if fused is None or r.reported_final is None else fused - r.reported_final
+        row["vs seed beyond spread"] = None if row["vs seed F1"] is None else beyond_spread(row["vs seed F1"], sd)
+        top = best.get((r.sweep_id, tuple(sorted(r.grid.items()))))
+        row["best trial"] = top.trial if top else None
+        row["vs best"] = None if top is None or fused is None else fused - top.mean("fused")
+        row["vs best beyond spread"] = (None if top is None or top is r or fused is None
+                                        else beyond_spread(row["vs best"], sd, top.sd("fused")))
+        out.append(row)
+    return out

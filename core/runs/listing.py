@@ -10,7 +10,7 @@ from core import paths
 from core.errors import DigitsError
 from core.io import UnreadableRecord
 from core.runs import records
-from core.runs.processes import training_process
+from core.runs.processes import heartbeat_fresh, training_process
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 ENDED = ("finished", "failed", "cancelled", "interrupted")
@@ -37,6 +37,7 @@ class RunInfo:
     config: dict | None = None
     phase: str | None = None  # starting, loading data, training (written by core.train)
     owner: str | None = None  # hash of the session token of the visitor who started it from the app
+    sweep: dict | None = None  # for a sweep's run: sweep_id, trial, seed, grid point, host (core.runs.sweep)
 
     @property
     def epochs_done(self) -> int:
@@ -84,9 +85,11 @@ def _read(run_id: str, path: Path, root: Path) -> RunInfo:
         raise UnreadableRecord("no status.json")
     config = records.read_json(path / "config.json", records.CONFIG)
     launch = records.read_json(path / "launch.json", records.LAUNCH) or {}
+    sweep = records.read_json(path / "sweep.json", records.SWEEP_LABEL)
     state = status["state"]
-    if state == "running" and training_process(run_id, root, status) is None:
-        # Killed without a chance to say so, or cancelled before its handler was set up.
+    if state == "running" and training_process(run_id, root, status) is None and not heartbeat_fresh(path):
+        # Killed without a chance to say so, or cancelled before its handler was set up. (A sweep's training on
+        # another host of a cluster has a pid this host cannot check; its watcher's heartbeat says it runs.)
         state = "cancelled" if records.read_json(path / "cancel.json", records.CANCEL) else "interrupted"
     history = records.read_jsonl(path / "metrics.jsonl", records.EPOCH_ROW, cut_tail_ok=state == "running") or []
     summary = records.read_json(path / "summary.json", records.SUMMARY) if state == "finished" else None
@@ -94,7 +97,7 @@ def _read(run_id: str, path: Path, root: Path) -> RunInfo:
                    started=status["started"], ended=status.get("ended"),
                    epochs_total=((config or {}).get("train") or {}).get("epochs"), history=history,
                    error=status.get("error"), summary=summary, config=config, phase=status.get("phase"),
-                   owner=launch.get("owner"))
+                   owner=launch.get("owner"), sweep=sweep)
 
 
 def run_info(run_id: str, runs_root: Path | None = None) -> RunInfo:

@@ -4,15 +4,19 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import psutil
 
-from core.io import process_alive
+from core.runs import records
+from core.io import UnreadableRecord, process_alive
 
 # psutil's create_time adds the boot time, which Linux gives in whole seconds: a process may seem to start up to 1 s
 # after the status it wrote at once.
 CLOCK_SLACK_S = 2.0
+HEARTBEAT_FILE = "heartbeat.json"  # a sweep's watcher rewrites it while the training it started runs, on any host
+HEARTBEAT_STALE_S = 60.0  # a heartbeat older than this (or from a clock this far off) no longer says "running"
 children: dict[int, subprocess.Popen] = {}  # trainings this process started: polled, so they do not stay zombies
 
 
@@ -77,3 +81,14 @@ def training_process(run_id: str, root: Path, status: dict) -> psutil.Process | 
             return proc if _trains(proc, run_id, Path(root)) else None
     except (psutil.Error, OSError, OverflowError, ValueError):
         return None
+
+
+def heartbeat_fresh(run_dir: Path, now: float | None = None) -> bool:
+    """Whether the process watching this run's training (a sweep's Ray worker, perhaps on another host of a cluster,
+    where this host cannot see the pid) said within HEARTBEAT_STALE_S that it is alive."""
+    try:
+        beat = records.read_json(Path(run_dir) / HEARTBEAT_FILE, records.HEARTBEAT)
+    except UnreadableRecord:
+        return False
+    now = time.time() if now is None else now
+    return beat is not None and abs(now - beat["at"]) <= HEARTBEAT_STALE_S

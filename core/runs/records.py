@@ -57,10 +57,26 @@ LOSO_FIGURES = {"type": "object", "required": ["per_speaker", "mean", "min"], "p
     "mean": PERCENT, "min": PERCENT}}
 LOSO_RESULT = {"allOf": [LOSO_FIGURES, {"required": ["recipe"], "properties": {
     "recipe": NAME, "epochs": COUNT, "seconds": SECONDS}}]}
+# Written by core.sweeps: a sweep's plan (runs/.sweeps/<id>.json), each sweep run's label (sweep.json) and the
+# heartbeat of the process watching a sweep's training, which may run on another host of a cluster.
+GRID_VALUE = {"type": "number"}
+SWEEP_PLAN = {"type": "object", "required": ["sweep_id", "trials", "seeds", "budget", "grid", "created"],
+              "properties": {
+    "sweep_id": NAME, "trials": {"type": "array", "minItems": 1, "maxItems": 1000, "items": NAME},
+    "seeds": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "integer", "minimum": 0}},
+    "budget": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+    "grid": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1, "maxItems": 100,
+                                                        "items": GRID_VALUE}},
+    "created": WHEN}}
+SWEEP_LABEL = {"type": "object", "required": ["sweep_id", "trial", "seed"], "properties": {
+    "sweep_id": NAME, "trial": NAME, "seed": {"type": "integer", "minimum": 0},
+    "grid": {"type": "object", "additionalProperties": GRID_VALUE}, "host": NAME, "worker_pid": COUNT,
+    "ray_node": NAME}}
+HEARTBEAT = {"type": "object", "required": ["at"], "properties": {"at": WHEN, "host": NAME, "pid": COUNT}}
 RESULT = {"type": "object", "properties": {
     "entry": NAME, "trial": {"type": ["string", "null"], "maxLength": 200}, "run_id": NAME, "kind": NAME,
     "config": CONFIG, "history": {"type": "array", "items": EPOCH_ROW}, "final": HEADS, "best": HEADS,
-    "train_seconds": {"type": ["number", "null"], "minimum": 0}, "loso": LOSO_FIGURES}}
+    "train_seconds": {"type": ["number", "null"], "minimum": 0}, "loso": LOSO_FIGURES, "sweep": SWEEP_LABEL}}
 
 _validators: dict[int, Any] = {}
 

@@ -65,7 +65,7 @@ def _views(bank: ClipBank, mean, std, norm: str, with_views: bool) -> np.ndarray
 
 def _mnist_splits(cfg: RunConfig, root: Path, subsample: bool) -> tuple:
     """(train images, labels, validation images, labels, test images, labels); subsample applies
-    train_fraction and limit to the training images."""
+    train_fraction and limit to the training images, and eval_limit to the validation and test images."""
     t = cfg.train
     images, labels = load_mnist(root, "train")
     n_val = t.validation_images
@@ -79,6 +79,9 @@ def _mnist_splits(cfg: RunConfig, root: Path, subsample: bool) -> tuple:
         keep = np.sort(np.random.default_rng(t.seed).permutation(len(tr_img))[:n_train])
         tr_img, tr_lab = tr_img[keep], tr_lab[keep]
     te_img, te_lab = load_mnist(root, "test")
+    if subsample and t.eval_limit:  # the first images of each split: the same ones for every seed
+        n = t.eval_limit
+        va_img, va_lab, te_img, te_lab = va_img[:n], va_lab[:n], te_img[:n], te_lab[:n]
     return tr_img, tr_lab, va_img, va_lab, te_img, te_lab
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.helpers import REPO
 
-CLI = {"core.train", "core.evaluate", "core.embeddings", "core.calibrate", "core.runs.__main__", "core.data.__main__"}
+CLI = {"core.train", "core.sweep", "core.evaluate", "core.embeddings", "core.calibrate", "core.runs.__main__", "core.data.__main__"}
 
 
 def _modules() -> dict[str, ast.Module]:
