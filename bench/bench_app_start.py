@@ -1,4 +1,5 @@
 """Seconds from `streamlit run app.py` to the server answering and to the first page drawn in a real browser."""
+
 from __future__ import annotations
 
 import argparse
@@ -64,9 +65,25 @@ def one_start(weights: str, browser: bool) -> tuple[float, dict[str, float]]:
     port = free_port()
     env = {**os.environ, "DIGITS_WEIGHTS": weights, "DIGITS_RUNS_DIR": tempfile.mkdtemp(prefix="bench-app-runs-")}
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         if not wait_http(f"http://127.0.0.1:{port}/_stcore/health", start + 60):
             raise SystemExit("streamlit did not answer within 60 s")
@@ -84,21 +101,27 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="one start, server answer only (no browser)")
     args = p.parse_args()
     repeats = 1 if args.quick else args.repeats
-    print(f"weights {args.weights}; load average {os.getloadavg()[0]:.1f} (2-core machine: above 2, figures are "
-          "inflated by other work)")
+    print(
+        f"weights {args.weights}; load average {os.getloadavg()[0]:.1f} (2-core machine: above 2, figures are "
+        "inflated by other work)"
+    )
     drawn = []
     for i in range(repeats):
         answered, marks = one_start(args.weights, browser=not args.quick)
         line = f"start {i + 1}: server answering after {answered:.1f} s"
         if marks:
             drawn.append(answered + marks["title"])
-            line += (f"; first page drawn in the browser after {drawn[-1]:.1f} s (goto +{marks['title']:.2f} s: "
-                     f"front end +{marks['static']:.2f}, websocket +{marks['socket']:.2f}, title +{marks['title']:.2f}, "
-                     f"all widgets +{marks['widgets']:.2f})")
+            line += (
+                f"; first page drawn in the browser after {drawn[-1]:.1f} s (goto +{marks['title']:.2f} s: "
+                f"front end +{marks['static']:.2f}, websocket +{marks['socket']:.2f}, title +{marks['title']:.2f}, "
+                f"all widgets +{marks['widgets']:.2f})"
+            )
         print(f"{line}  (load {os.getloadavg()[0]:.1f})", flush=True)
     if len(drawn) > 1:
-        print(f"first page drawn: median {statistics.median(drawn):.1f} s, worst {max(drawn):.1f} s over {len(drawn)} "
-              f"starts  (load {os.getloadavg()[0]:.1f})")
+        print(
+            f"first page drawn: median {statistics.median(drawn):.1f} s, worst {max(drawn):.1f} s over {len(drawn)} "
+            f"starts  (load {os.getloadavg()[0]:.1f})"
+        )
 
 
 if __name__ == "__main__":

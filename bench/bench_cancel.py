@@ -1,4 +1,5 @@
-"""Seconds from core.runs.store.cancel() to a real background training saying it stopped, and to its exit, per phase (target: 2 s)."""
+"""Seconds from core.runs.store.cancel() to a training saying it stopped, and to its exit, per phase (target 2 s)."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,6 @@ from core import paths
 from core.deployment import Deployment
 from core.runs.store import cancel, pid_alive, start_training
 from tests.system.test_runs_cancel import PHASES, REQUEST, _status  # the phases as the test sees them
-
 
 
 def once(phase: str, runs: Path, data_dir: Path, delay: float) -> tuple[float, float, str, str] | None:
@@ -47,9 +47,13 @@ def main() -> None:
     p.add_argument("--delay", type=float, default=0.3, help="seconds into the phase before cancelling")
     args = p.parse_args()
     data_dir = paths.data_dir()
-    print(f"load average at start: {os.getloadavg()[0]:.1f}; DIGITS_THREADS={os.environ.get('DIGITS_THREADS', 'unset')}")
-    print("| phase | cancels | status says stopped: median / max s | process gone: median / max s | states written |\n"
-          "|---|---:|---:|---:|---|")
+    print(
+        f"load average at start: {os.getloadavg()[0]:.1f}; DIGITS_THREADS={os.environ.get('DIGITS_THREADS', 'unset')}"
+    )
+    print(
+        "| phase | cancels | status says stopped: median / max s | process gone: median / max s | states written |\n"
+        "|---|---:|---:|---:|---|"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for phase in PHASES:
             results = []
@@ -59,8 +63,11 @@ def main() -> None:
                     results.append(result)
             said, gone = [r[0] for r in results], [r[1] for r in results]
             states = ", ".join(sorted({f"{r[2]} ({r[3]})" for r in results}))
-            print(f"| {phase} | {len(results)} | {statistics.median(said):.2f} / {max(said):.2f} | "
-                  f"{statistics.median(gone):.2f} / {max(gone):.2f} | {states} |", flush=True)
+            print(
+                f"| {phase} | {len(results)} | {statistics.median(said):.2f} / {max(said):.2f} | "
+                f"{statistics.median(gone):.2f} / {max(gone):.2f} | {states} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ tree and, with --against, as they were at a git revision.
 
     python bench/bench_decode_memory.py --against main
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
 
 def flac(rate: int = 384_000, channels: int = 8, tone: bool = False, seconds: int = 30) -> bytes:
     """seconds of silence (or a quiet 200 Hz tone), written a second at a time (never all samples in memory)."""
@@ -44,7 +46,9 @@ def png(width: int = 10_000, height: int = 10_000, square: bool = False) -> byte
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     white = b"\0" + b"\xff" * (3 * width)
-    inked = b"\0" + b"\xff" * (3 * (width // 3)) + b"\0" * (3 * (width - 2 * (width // 3))) + b"\xff" * (3 * (width // 3))
+    inked = (
+        b"\0" + b"\xff" * (3 * (width // 3)) + b"\0" * (3 * (width - 2 * (width // 3))) + b"\xff" * (3 * (width // 3))
+    )
     pack = zlib.compressobj(9)
     rows = (inked if square and height // 3 <= y < height - height // 3 else white for y in range(height))
     idat = b"".join(pack.compress(row) for row in rows) + pack.flush()
@@ -54,8 +58,8 @@ def png(width: int = 10_000, height: int = 10_000, square: bool = False) -> byte
 
 def child(kind: str, path: str, revision: str | None) -> None:
     """Read one file as the app would and print the peak resident memory (MB) it took."""
-    import numpy as np  # noqa: F401 - the imports are the baseline, not the measurement
     import librosa  # noqa: F401
+    import numpy as np  # noqa: F401 - the imports are the baseline, not the measurement
     import soundfile  # noqa: F401
     from PIL import Image  # noqa: F401
 
@@ -69,6 +73,7 @@ def child(kind: str, path: str, revision: str | None) -> None:
         module = module_at(revision) if name == "audio" else image_module_at(revision)
     else:
         module = __import__(f"core.features.{name}", fromlist=[name])
+
     def read(data: bytes) -> None:
         if name == "audio":
             module.mfcc_features(module.place_in_window(module.trim_speech(module.to_mono_8k(*module.decode(data)))))
@@ -98,20 +103,33 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child[0], args.child[1], None if args.child[2] == "-" else args.child[2])
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        files = [("flac", Path(tmp) / "30s_384k_8ch.flac", flac()),
-                 ("flac", Path(tmp) / "30s_96k_stereo_tone.flac", flac(96_000, 2, tone=True)),
-                 ("png", Path(tmp) / "white_10000x10000.png", png()),
-                 ("png", Path(tmp) / "square_4096x4096.png", png(4096, 4096, square=True))]
+        files = [
+            ("flac", Path(tmp) / "30s_384k_8ch.flac", flac()),
+            ("flac", Path(tmp) / "30s_96k_stereo_tone.flac", flac(96_000, 2, tone=True)),
+            ("png", Path(tmp) / "white_10000x10000.png", png()),
+            ("png", Path(tmp) / "square_4096x4096.png", png(4096, 4096, square=True)),
+        ]
         print("| file | size | code | peak RSS | of which reading it | time | outcome |")
         print("|---|---:|---|---:|---:|---:|---|")
         for kind, path, data in files:
             path.write_bytes(data)
             for revision in ([args.against] if args.against else []) + ["-"]:
-                out = subprocess.run([sys.executable, __file__, "--child", kind, str(path), revision], cwd=REPO,
-                                     capture_output=True, text=True, check=True).stdout.strip().split("\t")
+                out = (
+                    subprocess.run(
+                        [sys.executable, __file__, "--child", kind, str(path), revision],
+                        cwd=REPO,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    .stdout.strip()
+                    .split("\t")
+                )
                 code = "working tree" if revision == "-" else revision
-                print(f"| {path.name} | {path.stat().st_size / 1024:.0f} KB | {code} | {out[0]} MB | {out[1]} MB | "
-                      f"{out[2]} s | {out[3][:90]} |")
+                print(
+                    f"| {path.name} | {path.stat().st_size / 1024:.0f} KB | {code} | {out[0]} MB | {out[1]} MB | "
+                    f"{out[2]} s | {out[3][:90]} |"
+                )
     return 0
 
 

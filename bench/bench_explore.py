@@ -1,5 +1,6 @@
 """Seconds from pressing Apply on the Explore page (real app, Chromium) to a plot on screen: for a fresh 10,000-point
 t-SNE (its first picture, its first t-SNE layout) and for a finished one revisited (targets: 2 s and 1 s median)."""
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,10 @@ def pick_method(page, label: str) -> None:
 
 
 def summary(name: str, seconds: list[float]) -> str:
-    return (f"{name}: median {statistics.median(seconds):.2f} s, worst {max(seconds):.2f} s over {len(seconds)} "
-            f"({', '.join(f'{s:.2f}' for s in seconds)})")
+    return (
+        f"{name}: median {statistics.median(seconds):.2f} s, worst {max(seconds):.2f} s over {len(seconds)} "
+        f"({', '.join(f'{s:.2f}' for s in seconds)})"
+    )
 
 
 def main() -> None:
@@ -91,8 +94,12 @@ def main() -> None:
 
     print(f"CPU {cpu()}; {os.cpu_count()} cores; {load()}", flush=True)
     with tempfile.TemporaryDirectory() as runs:
-        env = {"DIGITS_WEIGHTS": str(paths.DEFAULT_WEIGHTS), "DIGITS_DATA_DIR": str(paths.data_dir()),
-               "DIGITS_RUNS_DIR": runs, "DIGITS_PROJECTION_WORKERS": "1"}
+        env = {
+            "DIGITS_WEIGHTS": str(paths.DEFAULT_WEIGHTS),
+            "DIGITS_DATA_DIR": str(paths.data_dir()),
+            "DIGITS_RUNS_DIR": runs,
+            "DIGITS_PROJECTION_WORKERS": "1",
+        }
         with streamlit_server(env) as url, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -101,8 +108,11 @@ def main() -> None:
             # The default 2,000 points first; then 10,000, whose embeddings take seconds to compute once.
             page.wait_for_function(NEW_PLOT, arg=["", describe(30, 2000)], timeout=HANG_GUARD_MS)
             seconds, _ = apply(page, 0, describe(30, args.n), points=args.n)
-            print(f"Apply with {args.n:,} points, embeddings not yet computed -> first picture: {seconds:.2f} s  "
-                  f"({load()})", flush=True)
+            print(
+                f"Apply with {args.n:,} points, embeddings not yet computed -> first picture: {seconds:.2f} s  "
+                f"({load()})",
+                flush=True,
+            )
             print(f"  ... the t-SNE of perplexity 30 finished {wait_done(page):.0f} s later  ({load()})", flush=True)
             revisits = []
             for _ in range(args.revisits):  # PCA (no queue), then back to the finished t-SNE: a cached revisit
@@ -121,8 +131,11 @@ def main() -> None:
                 first.append(seconds)
                 more = wait_text(page, "t-SNE: iteration")  # its first published t-SNE layout is on screen
                 tsne_first.append(seconds + more)
-                print(f"  fresh t-SNE (perplexity {perplexity}): first picture {seconds:.2f} s, first t-SNE layout "
-                      f"{seconds + more:.2f} s  ({load()})", flush=True)
+                print(
+                    f"  fresh t-SNE (perplexity {perplexity}): first picture {seconds:.2f} s, first t-SNE layout "
+                    f"{seconds + more:.2f} s  ({load()})",
+                    flush=True,
+                )
                 page.get_by_role("button", name="Cancel").first.click()
                 page.get_by_text("Cancelled:").first.wait_for(timeout=HANG_GUARD_MS)
             print(summary("Apply -> first picture of a fresh t-SNE", first) + f"  ({load()})")

@@ -3,6 +3,7 @@
 Evaluation only (other engines never make training data). Needs Debian's flite: `apt-get install flite`.
     python bench/bench_flite.py --weights weights/default.pt [--weights other.pt ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from core.predict import Predictor
 from core.features.voices import WORDS
+from core.predict import Predictor
 
 VOICES = ("slt", "kal16", "awb", "rms")  # slt is a woman, the others men
 RATES = (0.8, 1.0, 1.25)  # flite's duration_stretch: faster, as is, slower
@@ -33,8 +34,12 @@ def render(folder: Path) -> list[tuple[Path, str, int]]:
         for digit, word in enumerate(WORDS):
             for rate in RATES:
                 path = folder / f"{digit}_{voice}_{rate}.wav"
-                subprocess.run([flite, "-voice", voice, "--setf", f"duration_stretch={rate}", "-t", word, "-o", str(path)],
-                               check=True, capture_output=True, timeout=30)
+                subprocess.run(
+                    [flite, "-voice", voice, "--setf", f"duration_stretch={rate}", "-t", word, "-o", str(path)],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
                 out.append((path, voice, digit))
     return out
 
@@ -50,9 +55,12 @@ def score(weights: str, clips: list[tuple[Path, str, int]]) -> dict:
         if not ok:
             wrong_confidence.append(max(result.probs["audio"]))
         unsure += result.audio_unsure
-    return {"all": 100 * np.mean([v for vs in right.values() for v in vs]),
-            **{v: 100 * np.mean(right[v]) for v in VOICES},
-            "wrong_conf": float(np.median(wrong_confidence)) if wrong_confidence else float("nan"), "unsure": unsure}
+    return {
+        "all": 100 * np.mean([v for vs in right.values() for v in vs]),
+        **{v: 100 * np.mean(right[v]) for v in VOICES},
+        "wrong_conf": float(np.median(wrong_confidence)) if wrong_confidence else float("nan"),
+        "unsure": unsure,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

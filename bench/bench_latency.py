@@ -4,6 +4,7 @@ From the last mouse-up of a drawing to the "Image prediction" card showing its d
 browser recorder to the "Audio prediction" card, median and p95, each broken down by the browser's own timing
 (input events, websocket messages, resource timing of the upload) and the page's server-side marks (ui/profile.py,
 enabled by $DIGITS_PROFILE). `--during-training` measures again while a training runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -83,6 +84,7 @@ TIMING_JS = """
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
+
 # [start, end] (epoch ms) of each upload of a recording since s.
 UPLOADS_JS = """s => performance.getEntriesByType('resource')
   .filter(e => e.name.includes('upload_file') && performance.timeOrigin + e.startTime >= s)
@@ -99,10 +101,29 @@ def free_port() -> int:
 def app_server(env: dict):
     """`streamlit run app.py` on a free loopback port; yields its URL once it answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -128,16 +149,24 @@ def spoken_clips(data_root: Path, n: int, tmp: Path) -> list[tuple[Path, str, fl
         digit, speaker, take = i % 10, speakers[i % len(speakers)], i % 5
         src = data_root / "fsdd" / "recordings" / f"{digit}_{speaker}_{take}.wav"
         wav = tmp / f"mic_{i}_{src.name}"
-        subprocess.run(["sox", str(src), "-r", "16000", "-b", "16", "-c", "1", str(wav), "pad", "0.3", "0.5"],
-                       check=True)
+        subprocess.run(
+            ["sox", str(src), "-r", "16000", "-b", "16", "-c", "1", str(wav), "pad", "0.3", "0.5"], check=True
+        )
         seconds = float(subprocess.run(["soxi", "-D", str(wav)], capture_output=True, text=True, check=True).stdout)
         out.append((wav, str(digit), seconds))
     return out
 
 
 def launch(p, wav: Path | None):
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+    ]
     if wav is not None:
         args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
     return p.chromium.launch(executable_path=CHROMIUM, args=args)
@@ -196,8 +225,9 @@ def draw(page, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
-def breakdown(page, start: float, shown: tuple, marks: list[dict], card_mark: str, since: int,
-              upload: list[float] | None = None) -> dict:
+def breakdown(
+    page, start: float, shown: tuple, marks: list[dict], card_mark: str, since: int, upload: list[float] | None = None
+) -> dict:
     """Split start (input event, epoch ms) .. shown (card in DOM, next frame) into stages, in ms. With an upload
     ([start, end]), the rerun is the first message sent after it (before it, the recorder asks for its URL)."""
     ws = page.evaluate("i => window.__ws.slice(i)", since)
@@ -215,15 +245,17 @@ def breakdown(page, start: float, shown: tuple, marks: list[dict], card_mark: st
     if sent is not None and run is not None and card is not None and arrived is not None:
         if upload:
             stages.update({"recorder": upload[0] - start, "upload": upload[1] - upload[0]})
-        stages.update({
-            "browser→socket": sent - (upload[1] if upload else start),
-            "socket→script": run - sent,
-            "script before predict": at.get("predict start", card) - run,
-            "predict": at.get("predict end", card) - at.get("predict start", card),
-            "cards": card - at.get("predict end", card),
-            "sending": max(0.0, arrived - card),
-            "rendering": frame - max(arrived, card),
-        })
+        stages.update(
+            {
+                "browser→socket": sent - (upload[1] if upload else start),
+                "socket→script": run - sent,
+                "script before predict": at.get("predict start", card) - run,
+                "predict": at.get("predict end", card) - at.get("predict start", card),
+                "cards": card - at.get("predict end", card),
+                "sending": max(0.0, arrived - card),
+                "rendering": frame - max(arrived, card),
+            }
+        )
     return stages
 
 
@@ -314,8 +346,9 @@ def core_call(code: str, nice: bool = False) -> str:
     """Run a few lines against core in a fresh interpreter (this script stays free of torch), return its output."""
     env = {**os.environ, "DIGITS_THREADS": os.environ.get("DIGITS_THREADS", "1")}
     prefix = "import os; os.nice(10)\n" if nice else ""
-    out = subprocess.run([sys.executable, "-c", prefix + code], cwd=REPO, capture_output=True, text=True, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", prefix + code], cwd=REPO, capture_output=True, text=True, env=env, check=False
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return out.stdout.strip()
@@ -324,9 +357,12 @@ def core_call(code: str, nice: bool = False) -> str:
 def start_training(runs_dir: Path, data_dir: str) -> str:
     """A training with the sidebar form's settings but more epochs (so it outlasts the measurement), at nice 10 and
     $DIGITS_THREADS (default 1) threads: the machine is shared."""
-    return core_call("from core.runs.store import TrainRequest, start_training\n"
-                     f"print(start_training(TrainRequest(epochs=20), runs_root={str(runs_dir)!r}, "
-                     f"data_dir={data_dir!r}, session={SESSION!r}))", nice=True).splitlines()[-1]
+    return core_call(
+        "from core.runs.store import TrainRequest, start_training\n"
+        f"print(start_training(TrainRequest(epochs=20), runs_root={str(runs_dir)!r}, "
+        f"data_dir={data_dir!r}, session={SESSION!r}))",
+        nice=True,
+    ).splitlines()[-1]
 
 
 def training_running(runs_dir: Path) -> bool:
@@ -375,10 +411,14 @@ def main() -> None:
     data_root = Path(os.environ.get("DIGITS_DATA_DIR", REPO / "data")).resolve()
     tmp = Path(tempfile.mkdtemp(prefix="bench_latency_"))
     profile, runs_dir = tmp / "profile.jsonl", tmp / "runs"
-    env = {"DIGITS_WEIGHTS": args.weights, "DIGITS_DATA_DIR": str(data_root), "DIGITS_RUNS_DIR": str(runs_dir),
-           "DIGITS_PROFILE": str(profile),  # and the OpenMP policy scripts/app sets:
-           "DIGITS_TRAINING_OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
-           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"}
+    env = {
+        "DIGITS_WEIGHTS": args.weights,
+        "DIGITS_DATA_DIR": str(data_root),
+        "DIGITS_RUNS_DIR": str(runs_dir),
+        "DIGITS_PROFILE": str(profile),  # and the OpenMP policy scripts/app sets:
+        "DIGITS_TRAINING_OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY") or "PASSIVE",
+    }
     print(f"CPU: {cpu_model()}; load before: {os.getloadavg()}")
     results = {}
     with app_server(env) as url:

@@ -1,5 +1,6 @@
 """Prediction latency while the projection queue is full: 6 distinct 10,000-point projections asked at once and 4
 sessions predicting, in threads of one process as in the app. Prints p50/p95 and the load average; stops by itself."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import os
 import subprocess
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # As app.py does before anything loads OpenMP: the app's waiting OpenMP threads sleep instead of spinning.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -15,17 +16,22 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 
 from bench.bench_predict import canvas_from
-from core.analysis import embeddings as E
 from core import paths
+from core.analysis import embeddings as E
 from core.analysis import projections as P
 from core.data.mnist import load_mnist
 from core.model.device import thread_count
 from core.predict import Predictor
 
 # Six visitors, six different projections (encoder, method, parameters).
-REQUESTS = [("image", "tsne", dict(perplexity=30)), ("image", "umap", dict(neighbors=15)),
-            ("fused", "tsne", dict(perplexity=30)), ("image", "tsne", dict(perplexity=50)),
-            ("fused", "umap", dict(neighbors=30, min_dist=0.3)), ("image", "umap", dict(neighbors=50))]
+REQUESTS = [
+    ("image", "tsne", dict(perplexity=30)),
+    ("image", "umap", dict(neighbors=15)),
+    ("fused", "tsne", dict(perplexity=30)),
+    ("image", "tsne", dict(perplexity=50)),
+    ("fused", "umap", dict(neighbors=30, min_dist=0.3)),
+    ("image", "umap", dict(neighbors=50)),
+]
 
 
 def cpu_name() -> str:
@@ -63,7 +69,7 @@ class Sessions:
             start = time.perf_counter()
             try:
                 self.predictor.predict(image=image, audio=audio)
-            except Exception as exc:  # noqa: BLE001 - counted and printed, the benchmark goes on
+            except Exception as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             self.latencies.append((time.perf_counter() - start) * 1000)
             i += self.count
@@ -85,8 +91,10 @@ class Sessions:
 def queued(vectors: dict, deadline: float) -> tuple[list[threading.Thread], list[str], Callable[[], None]]:
     """Each request from its own session through one ProjectionQueue, polled as the page polls it."""
     queue = P.ProjectionQueue(P.QueueConfig.from_env())
-    print(f"queue: {queue.config.workers} worker(s), {queue.config.job_threads} thread(s) per projection, "
-          f"{thread_count()} cores for the app")
+    print(
+        f"queue: {queue.config.workers} worker(s), {queue.config.job_threads} thread(s) per projection, "
+        f"{thread_count()} cores for the app"
+    )
     report = []
 
     def visitor(k: int, encoder: str, method: str, params: dict) -> None:
@@ -100,8 +108,10 @@ def queued(vectors: dict, deadline: float) -> tuple[list[threading.Thread], list
         end = time.perf_counter()
         state = status.state if status else "dropped"
         waited = (started or end) - asked
-        report.append(f"  {encoder:>5} {request.describe():<46} {state:>7}: waited {waited:5.1f} s, "
-                      f"ran {end - (started or end):5.1f} s")
+        report.append(
+            f"  {encoder:>5} {request.describe():<46} {state:>7}: waited {waited:5.1f} s, "
+            f"ran {end - (started or end):5.1f} s"
+        )
 
     threads = [threading.Thread(target=visitor, args=(k, *r), daemon=True) for k, r in enumerate(REQUESTS)]
     for t in threads:
@@ -116,8 +126,12 @@ def direct(vectors: dict, deadline: float) -> tuple[list[threading.Thread], list
     def visitor(encoder: str, method: str, params: dict) -> None:
         start = time.perf_counter()
         try:
-            E.project(vectors[encoder], method, **{"n_neighbors" if k == "neighbors" else k: v for k, v in params.items()},
-                      cancelled=lambda: time.perf_counter() > deadline)
+            E.project(
+                vectors[encoder],
+                method,
+                **{"n_neighbors" if k == "neighbors" else k: v for k, v in params.items()},
+                cancelled=lambda: time.perf_counter() > deadline,
+            )
             state = "done"
         except E.ProjectionCancelled:
             state = "stopped"
@@ -134,7 +148,11 @@ def direct(vectors: dict, deadline: float) -> tuple[list[threading.Thread], list
 def cancel_latency(x: np.ndarray) -> None:
     """Seconds from Cancel to a free worker, for a t-SNE and a UMAP cancelled while they optimise."""
     for method, phase in (("tsne", "t-SNE: iteration"), ("umap", "UMAP: epoch")):
-        queue, request, probe = P.ProjectionQueue(P.QueueConfig.from_env()), P.Request(("x",), method), P.Request(("x",), "pca")
+        queue, request, probe = (
+            P.ProjectionQueue(P.QueueConfig.from_env()),
+            P.Request(("x",), method),
+            P.Request(("x",), "pca"),
+        )
         try:
             status = queue.submit(request, x, "canceller")
             while status is not None and not status.message.startswith(phase):
@@ -145,8 +163,11 @@ def cancel_latency(x: np.ndarray) -> None:
             queue.cancel(request, "canceller")
             queue.submit(probe, x[:50], "canceller")  # starts once the cancelled projection has let go of the worker
             queue.wait(probe, "canceller", timeout=120, poll=0.01)
-            print(f"  cancel a {method} while it optimises: worker free after {time.perf_counter() - start:.2f} s"
-                  f"  ({load()})", flush=True)
+            print(
+                f"  cancel a {method} while it optimises: worker free after {time.perf_counter() - start:.2f} s"
+                f"  ({load()})",
+                flush=True,
+            )
         finally:
             queue.close()
 
@@ -175,16 +196,22 @@ def main() -> None:
         predictor.predict(image=image, audio=audio)
     sessions = Sessions(predictor, inputs, args.sessions, args.think)
     quiet_until = time.perf_counter() + 10
-    print(f"quiet, {args.sessions} sessions for 10 s: {percentiles(sessions.run_while(lambda: time.perf_counter() < quiet_until))}"
-          f"  ({load()})", flush=True)
+    print(
+        f"quiet, {args.sessions} sessions for 10 s: "
+        f"{percentiles(sessions.run_while(lambda: time.perf_counter() < quiet_until))}"
+        f"  ({load()})",
+        flush=True,
+    )
     start = time.perf_counter()
     deadline = start + args.max_seconds
     threads, report, close = (direct if args.direct else queued)(vectors, deadline)
     latencies = sessions.run_while(lambda: any(t.is_alive() for t in threads) and time.perf_counter() < deadline + 30)
     close()
     print("\n".join(report))
-    print(f"busy, {args.sessions} sessions for {time.perf_counter() - start:.0f} s while the {len(REQUESTS)} projections "
-          f"{'ran at once' if args.direct else 'were queued'}: {percentiles(latencies)}  ({load()})")
+    print(
+        f"busy, {args.sessions} sessions for {time.perf_counter() - start:.0f} s while the {len(REQUESTS)} projections "
+        f"{'ran at once' if args.direct else 'were queued'}: {percentiles(latencies)}  ({load()})"
+    )
     if sessions.errors:
         print(f"{len(sessions.errors)} predictions failed, first: {sessions.errors[0]}")
     if not args.direct:

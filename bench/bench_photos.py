@@ -9,6 +9,7 @@ files, so the table shows before and after from one run, and counts the inputs t
 
     python bench/bench_photos.py --per-condition 300 --baseline main
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,15 @@ from core.predict import Predictor, prepare_image
 
 # What Pillow's ImageOps.exif_transpose applies for each EXIF orientation, and its inverse, which the
 # camera applied when it stored the pixels.
-EXIF_UNDO = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-             8: Image.Transpose.ROTATE_90}
+EXIF_UNDO = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 EXIF_DO = {**EXIF_UNDO, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
 ORIENTATION_TAG = 0x0112
 
@@ -48,9 +55,18 @@ CONDITIONS = {
     "EXIF orientation": {"exif": True, "jpeg": (85, 95)},
     "screenshot, transparent corners": {"corners": True},
     "transparent background": {"transparent": True},
-    "phone photo, all at once": {"paper": (175, 245), "tint": True, "gradient": (0.15, 0.35), "shadow": (0.35, 0.6),
-                                 "blur": (0.5, 1.5), "noise": 3.0, "rotate": 15, "thickness": True, "exif": True,
-                                 "jpeg": (60, 90)},
+    "phone photo, all at once": {
+        "paper": (175, 245),
+        "tint": True,
+        "gradient": (0.15, 0.35),
+        "shadow": (0.35, 0.6),
+        "blur": (0.5, 1.5),
+        "noise": 3.0,
+        "rotate": 15,
+        "thickness": True,
+        "exif": True,
+        "jpeg": (60, 90),
+    },
 }
 
 
@@ -72,7 +88,7 @@ def lighting(h: int, w: int, rng: np.random.Generator, spec: dict) -> np.ndarray
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     if "gradient" in spec:
         angle = rng.uniform(0, 2 * np.pi)
-        ramp = (np.cos(angle) * xs / w + np.sin(angle) * ys / h)
+        ramp = np.cos(angle) * xs / w + np.sin(angle) * ys / h
         ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
         light *= 1 - float(rng.uniform(*spec["gradient"])) * ramp
     if "shadow" in spec:
@@ -81,8 +97,12 @@ def lighting(h: int, w: int, rng: np.random.Generator, spec: dict) -> np.ndarray
         cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
         side = (np.cos(angle) * (xs - cx) + np.sin(angle) * (ys - cy)) > 0
         penumbra = float(rng.uniform(0.01, 0.06)) * max(h, w)
-        soft = np.asarray(Image.fromarray((side * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(penumbra)),
-                          np.float32) / 255
+        soft = (
+            np.asarray(
+                Image.fromarray((side * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(penumbra)), np.float32
+            )
+            / 255
+        )
         light *= 1 - float(rng.uniform(*spec["shadow"])) * soft
     return light
 
@@ -146,11 +166,16 @@ def _png(img: Image.Image, exif: Image.Exif | None = None) -> bytes:
 
 def image_module_at(revision: str) -> types.ModuleType:
     """core/features/image.py as it was at revision, loaded as a module of its own (the baseline preprocessing)."""
-    source = subprocess.run(["git", "show", f"{revision}:core/features/image.py"], cwd=paths.REPO_ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{revision}:core/features/image.py"],
+        cwd=paths.REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     module = types.ModuleType(f"image_at_{revision}")
     sys.modules[module.__name__] = module
-    exec(compile(source, f"{revision}:core/features/image.py", "exec"), module.__dict__)  # noqa: S102 - our own file from git
+    exec(compile(source, f"{revision}:core/features/image.py", "exec"), module.__dict__)
     return module
 
 
@@ -170,11 +195,12 @@ def image_head(predictor: Predictor, images28: list[np.ndarray | None]) -> np.nd
 def unchanged(old: types.ModuleType, images: np.ndarray) -> str:
     """How many inputs that need no photo repair preprocess differently from old: they must not."""
     from bench.bench_predict import canvas_from
-
     from core.features import image
 
     def differ(make, picks) -> str:
-        count = sum(not np.array_equal(old.preprocess(make(images[i])), image.preprocess(make(images[i]))) for i in picks)
+        count = sum(
+            not np.array_equal(old.preprocess(make(images[i])), image.preprocess(make(images[i]))) for i in picks
+        )
         return f"{count} of {len(picks)}"
 
     def opaque(d, ink=255):  # the canvas with its black background painted in; ink=0 for black on white
@@ -182,9 +208,11 @@ def unchanged(old: types.ModuleType, images: np.ndarray) -> str:
         return np.dstack([rgb if ink else 255 - rgb, np.full((280, 280), 255, np.uint8)])
 
     every_20th = range(0, len(images), 20)
-    return (f"differing 28x28 from the baseline: MNIST as is {differ(lambda d: d, range(len(images)))}, "
-            f"canvas (transparent) {differ(canvas_from, every_20th)}, canvas (opaque black) {differ(opaque, every_20th)}, "
-            f"black on white {differ(lambda d: opaque(d, ink=0), every_20th)}")
+    return (
+        f"differing 28x28 from the baseline: MNIST as is {differ(lambda d: d, range(len(images)))}, "
+        f"canvas (transparent) {differ(canvas_from, every_20th)}, canvas (opaque black) {differ(opaque, every_20th)}, "
+        f"black on white {differ(lambda d: opaque(d, ink=0), every_20th)}"
+    )
 
 
 def prepared(prepare, data) -> np.ndarray | None:
@@ -199,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=str(paths.DEFAULT_WEIGHTS))
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--per-condition", type=int, default=300, help="MNIST test digits per condition")
-    parser.add_argument("--baseline", default=None, help="git revision whose core/features/image.py to score too, e.g. main")
+    parser.add_argument(
+        "--baseline", default=None, help="git revision whose core/features/image.py to score too, e.g. main"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--failures", type=Path, default=None, help="save each picture the image head misread here")
     args = parser.parse_args(argv)
@@ -223,11 +253,17 @@ def main(argv: list[str] | None = None) -> int:
                 slug = "".join(c if c.isalnum() else "_" for c in name)
                 (args.failures / f"{slug}_{k}_true{truth[k]}_read{digits[k]}.img").write_bytes(inputs[k])
         if old:
-            before = [prepared(lambda x: old.preprocess(old.decode(x) if isinstance(x, bytes) else x), x) for x in inputs]
+            before = [
+                prepared(lambda x: old.preprocess(old.decode(x) if isinstance(x, bytes) else x), x) for x in inputs
+            ]
             row["before"] = (image_head(predictor, before) == truth).mean()
         rows.append(row)
-        print(f"  {name}: " + ", ".join(f"{c} {100 * row[c]:.1f} %" for c in columns)
-              + f" ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+        print(
+            f"  {name}: "
+            + ", ".join(f"{c} {100 * row[c]:.1f} %" for c in columns)
+            + f" ({time.perf_counter() - start:.0f} s)",
+            file=sys.stderr,
+        )
 
     score("clean MNIST, 28x28 as is", list(images), labels)
     rng = np.random.default_rng(args.seed)
@@ -237,12 +273,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if old:
         print(unchanged(old, images), file=sys.stderr)
-    print(f"Image head of {Path(args.weights).name} on MNIST test digits rendered as photos "
-          f"({args.per_condition} per condition, seed {args.seed}):\n")
+    print(
+        f"Image head of {Path(args.weights).name} on MNIST test digits rendered as photos "
+        f"({args.per_condition} per condition, seed {args.seed}):\n"
+    )
     print("| condition | n | " + " | ".join(c for c in reversed(columns)) + " |")
     print("|---|---:|" + "---:|" * len(columns))
     for row in rows:
-        print(f"| {row['condition']} | {row['n']:,} | " + " | ".join(f"{100 * row[c]:.1f} %" for c in reversed(columns)) + " |")
+        print(
+            f"| {row['condition']} | {row['n']:,} | "
+            + " | ".join(f"{100 * row[c]:.1f} %" for c in reversed(columns))
+            + " |"
+        )
     return 0
 
 

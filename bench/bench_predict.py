@@ -1,4 +1,5 @@
 """Latency of one Predictor.predict with a drawing and a recording, preprocessing included: p50 and p95."""
+
 from __future__ import annotations
 
 import argparse
@@ -67,12 +68,16 @@ def main() -> None:
     from PIL import Image
 
     Image.fromarray(canvas).save(png, format="PNG")
-    cases = {"canvas RGBA + 48 kHz 2 s recording": dict(image=canvas, audio=mic),
-             "PNG bytes + 8 kHz WAV bytes (upload)": dict(image=png.getvalue(), audio=wav_bytes)}
+    cases = {
+        "canvas RGBA + 48 kHz 2 s recording": dict(image=canvas, audio=mic),
+        "PNG bytes + 8 kHz WAV bytes (upload)": dict(image=png.getvalue(), audio=wav_bytes),
+    }
     for inputs in cases.values():
         predictor.predict(**inputs)  # warm-up: lazy imports, first allocations
-    print(f"{n} calls each, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; "
-          f"weights {args.weights}; digit {labels[0]}")
+    print(
+        f"{n} calls each, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; "
+        f"weights {args.weights}; digit {labels[0]}"
+    )
     for name, inputs in cases.items():
         p50, p95 = percentiles(lambda: predictor.predict(**inputs), n)
         print(f"{name:>38}: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (load {os.getloadavg()[0]:.1f})", flush=True)

@@ -1,5 +1,6 @@
 """Milliseconds to list runs/ and build the leaderboard rows, first (every record checked) and again (cached), for a
 runs/ of good runs plus the fuzz test's malformed ones."""
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,16 @@ def main() -> None:
         first = timed(lambda: list_runs(root), 1)[0]
         again = timed(lambda: list_runs(root), args.repeat)
         board = timed(lambda: entries(runs_root=root), args.repeat)
-        print(json.dumps({"runs": args.good + args.malformed, "list_runs first ms": round(first),
-                          "list_runs again ms (median)": round(statistics.median(again)),
-                          "leaderboard rows again ms (median)": round(statistics.median(board))}))
+        print(
+            json.dumps(
+                {
+                    "runs": args.good + args.malformed,
+                    "list_runs first ms": round(first),
+                    "list_runs again ms (median)": round(statistics.median(again)),
+                    "leaderboard rows again ms (median)": round(statistics.median(board)),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

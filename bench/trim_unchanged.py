@@ -1,4 +1,4 @@
-"""Count FSDD clips whose training features change between core/features/audio.py at a git revision and the working tree.
+"""Count FSDD clips whose training features change between core/features/audio.py at a revision and the work tree.
 
 The clean audio features (to_mono_8k -> trim_speech -> place_in_window -> mfcc_features) feed the
 feature cache and the models trained on it, so a change to decoding or trimming must leave ordinary
@@ -7,6 +7,7 @@ noise on each side (no clicks).
 
     python bench/trim_unchanged.py --against main
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,16 @@ from core.features import audio
 
 def module_at(revision: str) -> types.ModuleType:
     """core/features/audio.py as it was at revision, loaded as a module of its own."""
-    source = subprocess.run(["git", "show", f"{revision}:core/features/audio.py"], cwd=paths.REPO_ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{revision}:core/features/audio.py"],
+        cwd=paths.REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     module = types.ModuleType(f"audio_at_{revision}")
     sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(source, f"{revision}:core/features/audio.py", "exec"), module.__dict__)  # noqa: S102 - our own file from git
+    exec(compile(source, f"{revision}:core/features/audio.py", "exec"), module.__dict__)
     return module
 
 

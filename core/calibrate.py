@@ -1,11 +1,13 @@
 """Store a calibration in a checkpoint: image and fused temperatures fitted on its validation split, the
 audio temperature and unsure threshold from a leave-one-speaker-out run of its recipe (held-out voices)."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from pathlib import Path
+
 from core import paths
 from core.errors import DigitsError
 from core.model.calibration import fit_temperature
@@ -28,12 +30,18 @@ def calibrate(weights: Path, loso_result: dict, root: Path, fusion: str) -> tupl
         if "temperature" not in calibration:
             raise ValueError("the leave-one-speaker-out result holds no calibration (it needs two or more speakers)")
         temperature["audio"] = float(calibration["temperature"])
-    result = {"temperature": {h: round(t, 4) for h, t in temperature.items()},
-              "audio_unsure_below": float(calibration.get("unsure_below", 0.0)), "fusion": fusion,
-              "source": f"image/fused: validation split; audio: leave-one-speaker-out of {loso_result.get('recipe')}"}
-    figures = {"validation_n": {h: int(len(v)) for h, v in logits.items()},
-               "validation_accuracy": {h: round(100 * float((v.argmax(1) == head_labels(val, h)).mean()), 2)
-                                       for h, v in logits.items()}}
+    result = {
+        "temperature": {h: round(t, 4) for h, t in temperature.items()},
+        "audio_unsure_below": float(calibration.get("unsure_below", 0.0)),
+        "fusion": fusion,
+        "source": f"image/fused: validation split; audio: leave-one-speaker-out of {loso_result.get('recipe')}",
+    }
+    figures = {
+        "validation_n": {h: int(len(v)) for h, v in logits.items()},
+        "validation_accuracy": {
+            h: round(100 * float((v.argmax(1) == head_labels(val, h)).mean()), 2) for h, v in logits.items()
+        },
+    }
     return result, figures
 
 
@@ -41,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.calibrate", description=__doc__)
     p.add_argument("--weights", required=True, help="checkpoint to calibrate")
     p.add_argument("--loso", required=True, help="results/loso/<recipe>.json from `core.evaluate --split loso --save`")
-    p.add_argument("--fusion", choices=["learned", "product"], default="product",
-                   help="fused head: the trained fusion layer, or the product of the calibrated image and audio heads")
+    p.add_argument(
+        "--fusion",
+        choices=["learned", "product"],
+        default="product",
+        help="fused head: the trained fusion layer, or the product of the calibrated image and audio heads",
+    )
     p.add_argument("--out", required=True, help="where to write the calibrated checkpoint")
     p.add_argument("--half", action="store_true", help="store the weights as float16")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DIGITS_DATA_DIR, else data/)")
@@ -54,8 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         calibration, figures = calibrate(Path(args.weights), loso, paths.data_dir(args.data_dir), args.fusion)
         model, ckpt = load(args.weights)
         stats = ckpt["feature_stats"]
-        save(Path(args.out), model, ckpt["run_config"], stats["mean"].numpy(), stats["std"].numpy(),
-             ckpt.get("metrics"), half=args.half, calibration=calibration)
+        save(
+            Path(args.out),
+            model,
+            ckpt["run_config"],
+            stats["mean"].numpy(),
+            stats["std"].numpy(),
+            ckpt.get("metrics"),
+            half=args.half,
+            calibration=calibration,
+        )
     except (DigitsError, OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

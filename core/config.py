@@ -1,4 +1,5 @@
 """Frozen configuration dataclasses: one place for every default of the model, features and training."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
@@ -110,8 +111,19 @@ def from_dict(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
-_CLASSES = {c.__name__: c for c in (Conv, ImageEncoderConfig, AudioEncoderConfig, FusionConfig,
-                                    FeatureConfig, ModelConfig, TrainConfig, RunConfig)}
+_CLASSES = {
+    c.__name__: c
+    for c in (
+        Conv,
+        ImageEncoderConfig,
+        AudioEncoderConfig,
+        FusionConfig,
+        FeatureConfig,
+        ModelConfig,
+        TrainConfig,
+        RunConfig,
+    )
+}
 
 
 def _coerce(type_hint: Any, value: Any, owner: type) -> Any:

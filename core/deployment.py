@@ -2,13 +2,14 @@
 
 Read from the [digits] table of .streamlit/digits.toml (or the file $DIGITS_CONFIG names), then from environment
 variables, which win. Streamlit's own config.toml warns about sections it does not know, hence a file of our own."""
+
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping
 
 from core import limits, paths
 from core.errors import DigitsError

@@ -1,4 +1,5 @@
 """Project encoder embeddings from the command line and export them: `python -m core.embeddings`."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,9 @@ from core.io import atomic_write
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core.embeddings", description="Project encoder embeddings; export to CSV.")
+    p = argparse.ArgumentParser(
+        prog="python -m core.embeddings", description="Project encoder embeddings; export to CSV."
+    )
     p.add_argument("--weights", default=str(paths.DEFAULT_WEIGHTS), help="checkpoint (default: weights/default.pt)")
     p.add_argument("--data-dir", default=None, help="dataset root (default: $DIGITS_DATA_DIR, else data/)")
     p.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
@@ -39,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--quality", action="store_true", help="print ARI/NMI/silhouette for every encoder and exit")
     p.add_argument("--out", default=None, help="CSV to write (default: print to stdout)")
-    p.add_argument("--projector", default=None, metavar="DIR", help="also write the embedding in TensorBoard "
-                   "Projector's format (tensors.tsv, metadata.tsv, sprite.png, projector_config.pbtxt) into DIR; "
-                   "without --out, only that")
+    p.add_argument(
+        "--projector",
+        default=None,
+        metavar="DIR",
+        help="also write the embedding in TensorBoard "
+        "Projector's format (tensors.tsv, metadata.tsv, sprite.png, projector_config.pbtxt) into DIR; "
+        "without --out, only that",
+    )
     args = p.parse_args(argv)
     try:
         model, _, data = load_split(args.weights, paths.data_dir(args.data_dir), args.split)

@@ -1,4 +1,5 @@
 """File writes that land whole or not at all, and bounded reads that trust nothing they read back."""
+
 from __future__ import annotations
 
 import glob
@@ -7,8 +8,9 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
@@ -37,7 +39,7 @@ def _remove_orphans(path: Path) -> None:
     """Delete temporaries of path left by writers that were killed (their pid is in the name)."""
     prefix = f".{path.name}."
     for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        pid = tmp.name[len(prefix) :].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
@@ -73,7 +75,9 @@ def json_safe(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write(path, lambda f: json.dump(json_safe(obj), f, indent=2, sort_keys=True, allow_nan=False), mode="w")
+    return atomic_write(
+        path, lambda f: json.dump(json_safe(obj), f, indent=2, sort_keys=True, allow_nan=False), mode="w"
+    )
 
 
 _write = os.write  # the one system call an append makes; a test stands in a short write for a full disk
@@ -169,7 +173,9 @@ def parse_json(text: str, name: str) -> Any:
     try:
         return json.loads(text, parse_constant=lambda _: None, parse_float=_finite)
     except json.JSONDecodeError as exc:
-        raise UnreadableRecord(f"{name} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise UnreadableRecord(
+            f"{name} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
     except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; nesting deeper than the stack
         raise UnreadableRecord(f"{name} is not usable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
 

@@ -1,4 +1,5 @@
 """Where the project keeps data, weights and runs, independent of the current directory."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The prediction API the app and other programs call: Predictor.load() then predict(image=, audio=)."""
+
 from __future__ import annotations
 
 import threading
@@ -62,7 +63,9 @@ def prepare_image(image) -> np.ndarray:
     """Canvas array, picture bytes or PIL image -> the 28x28 MNIST-style array."""
     if isinstance(image, (bytes, bytearray)):
         if len(image) > MAX_IMAGE_BYTES:
-            raise InvalidInput(f"The picture is {len(image) / 2**20:.0f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB.")
+            raise InvalidInput(
+                f"The picture is {len(image) / 2**20:.0f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB."
+            )
         image = image_features.decode(bytes(image))
     elif hasattr(image, "convert"):  # a PIL image
         image = np.asarray(image.convert("RGBA"))
@@ -73,7 +76,9 @@ def prepare_audio(audio) -> tuple[np.ndarray, np.ndarray]:
     """(samples, rate) or audio file bytes -> (1 s window at 8 kHz, (39, 13) features)."""
     if isinstance(audio, (bytes, bytearray)):
         if len(audio) > MAX_AUDIO_BYTES:
-            raise InvalidInput(f"The audio file is {len(audio) / 2**20:.0f} MB; the limit is {MAX_AUDIO_BYTES // 2**20} MB.")
+            raise InvalidInput(
+                f"The audio file is {len(audio) / 2**20:.0f} MB; the limit is {MAX_AUDIO_BYTES // 2**20} MB."
+            )
         samples, rate = audio_features.decode(bytes(audio))
     elif isinstance(audio, tuple) and len(audio) == 2:
         samples, rate = audio
@@ -139,7 +144,9 @@ class Predictor:
             raise InvalidInput("Give a drawing, a recording, or both.")
         for name, given in (("image", image), ("audio", audio)):
             if given is not None and name not in self.modalities:
-                raise InvalidInput(f"This model was trained on {' and '.join(self.modalities)} only; it cannot read {name}.")
+                raise InvalidInput(
+                    f"This model was trained on {' and '.join(self.modalities)} only; it cannot read {name}."
+                )
         img28 = prepare_image(image) if image is not None else None
         window, feats = prepare_audio(audio) if audio is not None else (None, None)
         img_t = torch.from_numpy(img28).reshape(1, 28, 28).to(self.device) if img28 is not None else None
@@ -161,9 +168,18 @@ class Predictor:
         if head == "fused" and len(self.modalities) == 1:
             head = self.modalities[0]
         digits = {h: int(np.argmax(p)) for h, p in probs.items()}
-        return Prediction(digit=digits[head], confidence=float(max(probs[head])), probs=probs, head=head,
-                          image=img28, waveform=window, features=feats, digits=digits,
-                          unsure_below=self.calibration.get("audio_unsure_below", 0.0), unadapted=unadapted)
+        return Prediction(
+            digit=digits[head],
+            confidence=float(max(probs[head])),
+            probs=probs,
+            head=head,
+            image=img28,
+            waveform=window,
+            features=feats,
+            digits=digits,
+            unsure_below=self.calibration.get("audio_unsure_below", 0.0),
+            unadapted=unadapted,
+        )
 
     def _adapted_audio(self, aud_t: torch.Tensor, profile) -> torch.Tensor:
         """The audio head's logits adapted to the profile's speaker (core.model.adapt.adapted_logits)."""

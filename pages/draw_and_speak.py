@@ -1,4 +1,5 @@
 """Draw a digit and say it: what the image, audio and fused heads predict, and what each encoder sees."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,19 +65,28 @@ def draw_say_predict() -> None:
     draw_col, say_col, out_col = st.columns([1, 0.95, 1.5], gap="medium")
     with draw_col:
         st.subheader("1 · Draw")
-        canvas = st_canvas(stroke_width=st.session_state.get("brush", 22), stroke_color="#FFFFFF",
-                           background_color="#000000", height=260, width=260, drawing_mode="freedraw",
-                           return_image_data=True, key="canvas",
-                           initial_drawing={"objects": [], "generation": generation("canvas")})
+        canvas = st_canvas(
+            stroke_width=st.session_state.get("brush", 22),
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=260,
+            width=260,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key="canvas",
+            initial_drawing={"objects": [], "generation": generation("canvas")},
+        )
         st.button("Clear drawing", icon=":material/ink_eraser:", on_click=clear_drawing)
         st.slider("Brush width", 8, 40, 22, key="brush", help="Hover the canvas for undo and redo.")
-        picture = st.file_uploader("…or upload a picture of a digit", type=["png", "jpg", "jpeg", "bmp", "webp"],
-                                   key=widget_key("picture"))
+        picture = st.file_uploader(
+            "…or upload a picture of a digit", type=["png", "jpg", "jpeg", "bmp", "webp"], key=widget_key("picture")
+        )
     with say_col:
         st.subheader("2 · Say it")
         spoken = st.audio_input("Record with your browser's microphone", sample_rate=16000, key=widget_key("mic"))
-        audio_file = st.file_uploader("…or upload a recording", type=["wav", "flac", "ogg", "mp3", "m4a", "webm"],
-                                      key=widget_key("audio_file"))
+        audio_file = st.file_uploader(
+            "…or upload a recording", type=["wav", "flac", "ogg", "mp3", "m4a", "webm"], key=widget_key("audio_file")
+        )
         with st.expander("Record from this computer's microphone"):
             reason = unavailable_reason(examples.is_local_client())
             if reason:
@@ -84,15 +94,30 @@ def draw_say_predict() -> None:
             elif st.button("Record 1.5 s now"):
                 st.session_state.local_recording = record(1.5)
         if examples.available():
-            st.button("Try an example from the test set", on_click=try_example,
-                      help="A random MNIST digit and FSDD clip, in place of your drawing and recording")
+            st.button(
+                "Try an example from the test set",
+                on_click=try_example,
+                help="A random MNIST digit and FSDD clip, in place of your drawing and recording",
+            )
 
     example = st.session_state.get("example") or {}
-    image_in = (picture.getvalue() if picture is not None else np.asarray(canvas.image_data) if has_ink(canvas)
-                else example.get("image"))
+    image_in = (
+        picture.getvalue()
+        if picture is not None
+        else np.asarray(canvas.image_data)
+        if has_ink(canvas)
+        else example.get("image")
+    )
     local = st.session_state.get("local_recording")
-    audio_in = (spoken.getvalue() if spoken is not None else audio_file.getvalue() if audio_file is not None
-                else local if local is not None else example.get("audio"))
+    audio_in = (
+        spoken.getvalue()
+        if spoken is not None
+        else audio_file.getvalue()
+        if audio_file is not None
+        else local
+        if local is not None
+        else example.get("audio")
+    )
     with out_col:
         st.subheader("3 · Prediction")
         result = predict(image_in, audio_in)

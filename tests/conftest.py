@@ -1,4 +1,5 @@
 """Shared fixtures: the dataset mirror, a tiny trained checkpoint, and sample inputs (helpers: tests/helpers.py)."""
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ def wav_path(data_root) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(data_root, tmp_path_factory) -> Path:
-    """A one-epoch run of the default recipe on 512 pairs (batch 32: 16 steps): enough to exercise every file and API."""
+    """A one-epoch run of the default recipe on 512 pairs (batch 32: 16 steps): it exercises every file and API."""
     from core.training.loop import build_config, run
 
     config = build_config("fused", epochs=1, limit=512, seed=0, batch_size=32)

@@ -1,4 +1,5 @@
 """Streamlit helpers shared by the pages: page setup (routing guard + shared sidebar), model, charts."""
+
 import streamlit as st
 
 

@@ -1,5 +1,6 @@
 """Cached embeddings, projections through the shared queue (PCA at once, then t-SNE's layouts as they improve), the
 Explore page's plot with its selected point, and the downloads (CSV, TensorBoard Projector)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,8 +55,17 @@ def quality(weights: str, mtime: float, root: str, split: str, n: int, k: int) -
     return pd.DataFrame(rows).T
 
 
-def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: str, dims: int, params: dict, k: int,
-         colour: str) -> None:
+def show(
+    weights: tuple[str, float],
+    encoder: str,
+    split: str,
+    n: int,
+    method: str,
+    dims: int,
+    params: dict,
+    k: int,
+    colour: str,
+) -> None:
     root = str(state.data_root())
     emb = embedding(*weights, root, split, encoder, n)
     groups = clusters(*weights, root, split, encoder, n, k)
@@ -63,8 +73,14 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
     if method == "pca":
         xy = pca(*weights, root, split, encoder, n, dims)
     else:
-        request = P.Request((*weights, root, split, encoder, n), method, dims, params["perplexity"],
-                            params["neighbors"], params["min_dist"])
+        request = P.Request(
+            (*weights, root, split, encoder, n),
+            method,
+            dims,
+            params["perplexity"],
+            params["neighbors"],
+            params["min_dist"],
+        )
         name = request.describe().split(" ")[0]
 
         def preview(layout: np.ndarray | None) -> None:
@@ -87,9 +103,11 @@ def show(weights: tuple[str, float], encoder: str, split: str, n: int, method: s
     st.subheader("Cluster quality per embedding")
     q = quality(*weights, root, split, n, k)
     st.dataframe(q.style.format({"ARI": "{:.3f}", "NMI": "{:.3f}", "silhouette": "{:.3f}", "points": "{:.0f}"}))
-    st.caption(f"k-means with k={k} on the raw embedding vectors. ARI and NMI: agreement of the clusters with the true "
-               "digits (1 = identical). Silhouette: how far apart the true digits sit (-1 to 1). The seed said the "
-               "image embedding separates digits and the audio one mixes them; this measures it.")
+    st.caption(
+        f"k-means with k={k} on the raw embedding vectors. ARI and NMI: agreement of the clusters with the true "
+        "digits (1 = identical). Silhouette: how far apart the true digits sit (-1 to 1). The seed said the "
+        "image embedding separates digits and the audio one mixes them; this measures it."
+    )
 
 
 def _describe(request: P.Request, points: int) -> str:
@@ -107,12 +125,12 @@ def figure(df: pd.DataFrame, colour: str, dims: int):
     return charts.embedding_scatter(df, colour, dims)
 
 
-def _plot(split: str, encoder: str, colour: str, emb: E.Embedding, groups: np.ndarray, xy: np.ndarray,
-          root: str) -> None:
+def _plot(
+    split: str, encoder: str, colour: str, emb: E.Embedding, groups: np.ndarray, xy: np.ndarray, root: str
+) -> None:
     df = frame(emb, xy, groups)
     dims = xy.shape[1]
-    event = st.plotly_chart(figure(df, colour, dims), key=f"scatter_{dims}", on_select="rerun",
-                            selection_mode="points")
+    event = st.plotly_chart(figure(df, colour, dims), key=f"scatter_{dims}", on_select="rerun", selection_mode="points")
     _downloads(split, encoder, emb, groups, df)
     picked = [p.get("customdata", [None])[0] for p in (event.selection.points if event else [])]
     key = f"emb_point_{split}_{encoder}_{len(df)}"
@@ -127,16 +145,26 @@ def _downloads(split: str, encoder: str, emb: E.Embedding, groups: np.ndarray, d
     Streamlit's download thread: from these arrays, with no Streamlit call)."""
     cols = st.columns(2)
     stem = f"{encoder}_{split}_{len(df)}"
-    cols[0].download_button("Download coordinates (CSV)", df.drop(columns="row").to_csv(index=False).encode(),
-                            file_name=f"{stem}_coordinates.csv", mime="text/csv", on_click="ignore",
-                            key="emb_csv", help="One row per point: digit, prediction, speaker, clip, k-means "
-                            "cluster and the projected x, y (z).")
-    cols[1].download_button("Export for TensorBoard Projector (zip)",
-                            lambda: projector_export.projector_zip(E.projector_files(emb, groups)),
-                            file_name=f"{stem}_projector.zip", mime="application/zip", on_click="ignore",
-                            key="emb_projector", help="tensors.tsv, metadata.tsv, projector_config.pbtxt and, for "
-                            "image and fused embeddings, a sprite of the digits: load them at "
-                            "projector.tensorflow.org, or put them in a TensorBoard log directory.")
+    cols[0].download_button(
+        "Download coordinates (CSV)",
+        df.drop(columns="row").to_csv(index=False).encode(),
+        file_name=f"{stem}_coordinates.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="emb_csv",
+        help="One row per point: digit, prediction, speaker, clip, k-means cluster and the projected x, y (z).",
+    )
+    cols[1].download_button(
+        "Export for TensorBoard Projector (zip)",
+        lambda: projector_export.projector_zip(E.projector_files(emb, groups)),
+        file_name=f"{stem}_projector.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key="emb_projector",
+        help="tensors.tsv, metadata.tsv, projector_config.pbtxt and, for "
+        "image and fused embeddings, a sprite of the digits: load them at "
+        "projector.tensorflow.org, or put them in a TensorBoard log directory.",
+    )
 
 
 def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:
@@ -145,8 +173,10 @@ def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:
     p = df.iloc[int(row)]
     if emb.images is not None:
         cols[0].image(emb.images[int(row)], width=96)
-    cols[1].markdown(f"**digit {p['digit']}**  \npredicted **{p['prediction']}**  \ncluster {p['cluster']}  \n"
-                     f"{p['speaker']}: `{p['clip']}`")
+    cols[1].markdown(
+        f"**digit {p['digit']}**  \npredicted **{p['prediction']}**  \ncluster {p['cluster']}  \n"
+        f"{p['speaker']}: `{p['clip']}`"
+    )
     wav = Path(root) / "fsdd" / "recordings" / p["clip"]
     if wav.is_file():
         cols[1].audio(str(wav))
@@ -155,5 +185,8 @@ def _selected(df: pd.DataFrame, emb: E.Embedding, root: str, key: str) -> None:
         st.markdown("**Nearest neighbours in embedding space**")
         if emb.images is not None:
             st.image([emb.images[i] for i in idx], width=44, caption=[f"{df.digit[i]}→{df.prediction[i]}" for i in idx])
-        st.dataframe(df.iloc[idx][["row", "digit", "prediction", "cluster", "speaker"]].assign(distance=dist.round(3)),
-                     hide_index=True, height=180)
+        st.dataframe(
+            df.iloc[idx][["row", "digit", "prediction", "cluster", "speaker"]].assign(distance=dist.round(3)),
+            hide_index=True,
+            height=180,
+        )

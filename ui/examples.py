@@ -1,4 +1,5 @@
 """Example inputs from the test sets, and whether the visitor sits at this computer."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -73,5 +74,9 @@ def pick() -> None:
     clips = [c for c in list_clips(root) if c.digit == int(labels[i]) and c.take in OFFICIAL_TEST_TAKES]
     clip = clips[int(rng.integers(len(clips)))]
     samples, rate = sf.read(clip.path, dtype="float32")
-    st.session_state.example = {"image": images[i], "audio": (samples, rate), "digit": int(labels[i]),
-                                "clip": clip.path.name}
+    st.session_state.example = {
+        "image": images[i],
+        "audio": (samples, rate),
+        "digit": int(labels[i]),
+        "clip": clip.path.name,
+    }

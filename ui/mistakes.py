@@ -1,4 +1,5 @@
 """A clickable confusion matrix: the test inputs behind a cell, computed off the script thread, with image and clip."""
+
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.analysis.mistakes import mistakes, answers_on_test_split
+from core.analysis.mistakes import answers_on_test_split, mistakes
 from core.errors import DigitsError
 from core.training.metrics import confusion
 from ui import charts
@@ -53,20 +54,29 @@ def section(weights: Path | None, root: Path, head: str, stored: list[list[int]]
             st.fragment(_waiting, run_every=POLL_S)(job)
         else:
             answers, split = found[0].get(head), found[1]
-    matrix = stored if stored is not None else None if answers is None else confusion(answers.truth, answers.predicted).tolist()
+    matrix = (
+        stored
+        if stored is not None
+        else None
+        if answers is None
+        else confusion(answers.truth, answers.predicted).tolist()
+    )
     if matrix is None:
         if weights is None or not data_ready:
             st.info("No confusion matrix yet: it is measured on the test split when a training finishes.")
         return
-    event = st.plotly_chart(charts.confusion(matrix, head), key=f"confusion_{head}", on_select="rerun",
-                            selection_mode="points")
+    event = st.plotly_chart(
+        charts.confusion(matrix, head), key=f"confusion_{head}", on_select="rerun", selection_mode="points"
+    )
     points = (event.selection.get("points") if event else None) or []
     if points:
         st.session_state[f"cell_{head}"] = (int(points[0]["y"]), int(points[0]["x"]))
     cell = st.session_state.get(f"cell_{head}")
     if weights is None:
-        st.caption("Clicking a cell shows its test inputs for runs trained here and for the shipped weights; this "
-                   "entry's weights are not on this server.")
+        st.caption(
+            "Clicking a cell shows its test inputs for runs trained here and for the shipped weights; this "
+            "entry's weights are not on this server."
+        )
         return
     if not data_ready:
         st.caption("Clicking a cell shows its test inputs once the datasets are here.")

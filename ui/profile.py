@@ -1,4 +1,5 @@
 """Server-side timestamps of a page run, appended as JSON lines to $DIGITS_PROFILE when it is set (bench_latency)."""
+
 from __future__ import annotations
 
 import json

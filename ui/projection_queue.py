@@ -1,5 +1,6 @@
 """The Explore page's view of the shared projection queue: the result, or the layout so far with the place in line
 or the progress, and a Cancel button."""
+
 from __future__ import annotations
 
 import uuid
@@ -27,14 +28,17 @@ def ordinal(k: int) -> str:
     return f"{k}{suffix}"
 
 
-def result_or_place(request: P.Request, vectors: np.ndarray, describe: Describe,
-                    preview: Preview | None = None) -> np.ndarray | None:
+def result_or_place(
+    request: P.Request, vectors: np.ndarray, describe: Describe, preview: Preview | None = None
+) -> np.ndarray | None:
     """The coordinates if they are ready; otherwise None, and the page shows where the request stands, with
     preview() drawing the layout so far, until they are."""
     session = session_id()
     if st.session_state.get("emb_cancelled") == request:
-        st.info(f"Cancelled: {describe(request, len(vectors))}. Change a setting and press Apply to ask for another "
-                "projection.")
+        st.info(
+            f"Cancelled: {describe(request, len(vectors))}. Change a setting and press Apply to ask for another "
+            "projection."
+        )
         if st.button("Project again", key="emb_again"):
             del st.session_state["emb_cancelled"]
             st.rerun()
@@ -63,8 +67,10 @@ def _waiting(request: P.Request, session: str, describe: Describe, preview: Prev
     if status.state == "queued":
         running = f"; {status.running} running now" if status.running else ""
         st.info(f"Waiting for the {what}: **{ordinal(status.place)} in line**{running}.")
-        st.caption("Projections run one after another on this server, so drawing and speaking stay quick for "
-                   "everyone. This page updates by itself.")
+        st.caption(
+            "Projections run one after another on this server, so drawing and speaking stay quick for "
+            "everyone. This page updates by itself."
+        )
     else:
         st.progress(status.progress, text=f"{what}: {status.message or 'starting'}")
     if status.wanted_by > 1:

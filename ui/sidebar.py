@@ -1,4 +1,5 @@
 """The shared sidebar: which model is active, the retrain form, and the live progress of a training."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -7,7 +8,16 @@ from core import deployment
 from core.data import status as datastatus
 from core.errors import DigitsError
 from core.runs.listing import active_training, list_runs, run_info
-from core.runs.store import TrainingBusy, TrainingLimit, TrainingOff, TrainRequest, cancel, may_cancel, recent_starts, start_training
+from core.runs.store import (
+    TrainingBusy,
+    TrainingLimit,
+    TrainingOff,
+    TrainRequest,
+    cancel,
+    may_cancel,
+    recent_starts,
+    start_training,
+)
 from core.trials import TRIALS
 from ui import state
 
@@ -46,8 +56,13 @@ def _active_model() -> None:
         f1 = ((run.summary or {}).get("best") or {}).get("fused", {}).get("macro_f1")
         return f"{run_id}" + (f" · F1 {f1:.1f}" if f1 is not None else "")
 
-    st.selectbox("Serve predictions with", options, key="active_run", format_func=label,
-                 help="Only finished runs can be made active; the choice holds for this browser session.")
+    st.selectbox(
+        "Serve predictions with",
+        options,
+        key="active_run",
+        format_func=label,
+        help="Only finished runs can be made active; the choice holds for this browser session.",
+    )
     # The sidebar is drawn before the page waits for the model, so while it loads the status checks again
     # each second; otherwise it would say "Loading" until the visitor's next click.
     polling = not state.is_ready()
@@ -78,8 +93,13 @@ def _retrain_form(settings: deployment.Deployment | None) -> None:
         left = max(0, settings.trainings_per_hour - len(recent_starts()))
         st.caption(f"This server allows {settings.trainings_per_hour} trainings per hour; {left} left now.")
     with st.container(border=True):  # plain widgets, not st.form: AppTest cannot submit a form in the sidebar
-        trial = st.selectbox("Trial preset", list(TRIALS), index=list(TRIALS).index("fused"), key="train_trial",
-                             format_func=lambda t: f"{t}: {TRIALS[t].summary}")
+        trial = st.selectbox(
+            "Trial preset",
+            list(TRIALS),
+            index=list(TRIALS).index("fused"),
+            key="train_trial",
+            format_func=lambda t: f"{t}: {TRIALS[t].summary}",
+        )
         epochs = st.number_input("Epochs", *B["epochs"], value=3, step=1)
         batch = st.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], value=64)
         lr = st.number_input("Learning rate", *B["lr"], value=1e-3, step=1e-4, format="%.5f")
@@ -92,11 +112,19 @@ def _retrain_form(settings: deployment.Deployment | None) -> None:
         if missing:
             st.error(f"Training needs the datasets: {missing}. Download them on the Explore page.")
             return
-        request = TrainRequest(trial=trial, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
-                               dropout=float(dropout), train_fraction=float(fraction), seed=int(seed))
+        request = TrainRequest(
+            trial=trial,
+            epochs=int(epochs),
+            batch_size=int(batch),
+            lr=float(lr),
+            dropout=float(dropout),
+            train_fraction=float(fraction),
+            seed=int(seed),
+        )
         try:
-            run_id = start_training(request, data_dir=str(state.data_root()), session=state.session_token(),
-                                    settings=settings)
+            run_id = start_training(
+                request, data_dir=str(state.data_root()), session=state.session_token(), settings=settings
+            )
         except TrainingBusy as exc:
             st.warning(f"Not started: {exc}. One training at a time.")
         except (TrainingLimit, TrainingOff) as exc:
@@ -131,12 +159,16 @@ def _panel(settings: deployment.Deployment | None) -> None:
         return
     if run.state == "running":
         total = run.epochs_total or 1
-        st.progress(min(1.0, run.epochs_done / total),
-                    text=f"Training {run.trial}: " + (PHASES.get(run.phase) or f"epoch {run.epochs_done} of {total}"))
+        st.progress(
+            min(1.0, run.epochs_done / total),
+            text=f"Training {run.trial}: " + (PHASES.get(run.phase) or f"epoch {run.epochs_done} of {total}"),
+        )
         if run.history:
             last = run.history[-1]
-            st.caption(f"loss {last.get('loss')} · val F1 fused {last.get('val_fused_macro_f1', '–')} · "
-                       f"{last.get('seconds')} s/epoch")
+            st.caption(
+                f"loss {last.get('loss')} · val F1 fused {last.get('val_fused_macro_f1', '–')} · "
+                f"{last.get('seconds')} s/epoch"
+            )
         # With the setting invalid, a visitor may still cancel the runs their own session started.
         if not may_cancel(run, state.session_token(), settings or deployment.Deployment()):
             st.caption("Started from another browser session: only that session can cancel it.")

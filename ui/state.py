@@ -1,4 +1,5 @@
 """The weights the app serves (default or a finished run the user picked) and the cached Predictor."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The leaderboard as a DataFrame, full or compact, and the missing-dataset notice."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -36,12 +37,23 @@ def styled(board: pd.DataFrame, decimals: dict[str, str] | None = None):
 def compact(df: pd.DataFrame) -> None:
     st.subheader("Trial leaderboard")
     cols = [c for c in COMPACT if c in df]
-    ordered = df[cols].sort_values(["F1 fused" if "F1 fused" in df else "seed F1 (final)"], ascending=False, na_position="last")
-    st.dataframe(ordered, hide_index=True, height=520, key="compact_board",
-                 column_config={"seed F1 (final)": st.column_config.NumberColumn("seed F1", format="%.1f"),
-                                "F1 fused": st.column_config.NumberColumn("F1 here", format="%.2f")})
-    st.caption("Seed F1 is what the seed report says; F1 columns are measured here on the test split. "
-               "Details on the Leaderboard page.")
+    ordered = df[cols].sort_values(
+        ["F1 fused" if "F1 fused" in df else "seed F1 (final)"], ascending=False, na_position="last"
+    )
+    st.dataframe(
+        ordered,
+        hide_index=True,
+        height=520,
+        key="compact_board",
+        column_config={
+            "seed F1 (final)": st.column_config.NumberColumn("seed F1", format="%.1f"),
+            "F1 fused": st.column_config.NumberColumn("F1 here", format="%.2f"),
+        },
+    )
+    st.caption(
+        "Seed F1 is what the seed report says; F1 columns are measured here on the test split. "
+        "Details on the Leaderboard page."
+    )
 
 
 def data_notice() -> bool:
@@ -51,8 +63,10 @@ def data_notice() -> bool:
     if not missing:
         return True
     st.warning(f"This page needs the MNIST and FSDD datasets. {missing}.")
-    st.markdown(f"Download them (about 30 MB) into `{root}`, or point `DIGITS_DATA_DIR` at a folder that holds "
-                "`mnist/` and `fsdd/recordings/`, then reload.")
+    st.markdown(
+        f"Download them (about 30 MB) into `{root}`, or point `DIGITS_DATA_DIR` at a folder that holds "
+        "`mnist/` and `fsdd/recordings/`, then reload."
+    )
     if st.button("Download the datasets", key="download_data"):
         proc = datastatus.start_download(root)
         st.session_state.download_pid = proc.pid
@@ -75,12 +89,19 @@ def _versus(diff, beyond) -> str | None:
 
 
 def _seed_display(row: dict) -> dict:
-    return {"trial": row["trial"], **({"grid": row["grid"]} if row["grid"] else {}), "seeds": row["seeds"],
-            **{f"F1 {h}": _pm(row[f"F1 {h} mean"], row[f"F1 {h} sd"]) for h in ("fused", "image", "audio")},
-            "seed F1 (final)": row["seed F1 (final)"],
-            "fused − seed F1": _versus(row["vs seed F1"], row["vs seed beyond spread"]),
-            "fused − best trial": ("best" if row["vs best"] == 0 and row["best trial"] == row["trial"]
-                                   else _versus(row["vs best"], row["vs best beyond spread"]))}
+    return {
+        "trial": row["trial"],
+        **({"grid": row["grid"]} if row["grid"] else {}),
+        "seeds": row["seeds"],
+        **{f"F1 {h}": _pm(row[f"F1 {h} mean"], row[f"F1 {h} sd"]) for h in ("fused", "image", "audio")},
+        "seed F1 (final)": row["seed F1 (final)"],
+        "fused − seed F1": _versus(row["vs seed F1"], row["vs seed beyond spread"]),
+        "fused − best trial": (
+            "best"
+            if row["vs best"] == 0 and row["best trial"] == row["trial"]
+            else _versus(row["vs best"], row["vs best beyond spread"])
+        ),
+    }
 
 
 def seed_spread() -> None:
@@ -90,17 +111,22 @@ def seed_spread() -> None:
     def show() -> None:
         table = seed_table(seed_rows())
         if not table:
-            st.info("No sweep yet: `python -m core.sweep --trials try1 try2 ... --seeds 0 1 2` trains every trial with "
-                    "several seeds (on Ray when installed), and its trials appear here as they finish.")
+            st.info(
+                "No sweep yet: `python -m core.sweep --trials try1 try2 ... --seeds 0 1 2` trains every trial with "
+                "several seeds (on Ray when installed), and its trials appear here as they finish."
+            )
             return
         sweeps = list(dict.fromkeys(r["sweep"] for r in table))
         sweep = st.selectbox("Sweep", sweeps, key="seed_sweep") if len(sweeps) > 1 else sweeps[0]
-        st.dataframe(pd.DataFrame([_seed_display(r) for r in table if r["sweep"] == sweep]), hide_index=True,
-                     key="seed_table")
-        st.caption(f"Macro-F1 (%) on the test split after each seed's training: mean ± standard deviation over seeds, "
-                   f"for the fused head and the image and audio probes. A difference is *beyond spread* when it is "
-                   f"larger than {SPREADS:g} seed-to-seed standard deviations (pooled over the two trials compared); "
-                   "the seed report's F1 came from longer training on all the data, one run each."
-                   + (" A sweep is running: this table refreshes as its trials finish." if running else ""))
+        st.dataframe(
+            pd.DataFrame([_seed_display(r) for r in table if r["sweep"] == sweep]), hide_index=True, key="seed_table"
+        )
+        st.caption(
+            f"Macro-F1 (%) on the test split after each seed's training: mean ± standard deviation over seeds, "
+            f"for the fused head and the image and audio probes. A difference is *beyond spread* when it is "
+            f"larger than {SPREADS:g} seed-to-seed standard deviations (pooled over the two trials compared); "
+            "the seed report's F1 came from longer training on all the data, one run each."
+            + (" A sweep is running: this table refreshes as its trials finish." if running else "")
+        )
 
     st.fragment(show, run_every=15 if running else None)()

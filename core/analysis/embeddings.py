@@ -1,17 +1,18 @@
 """Encoder embeddings of a split, 2D/3D projections (t-SNE, UMAP, PCA), k-means and cluster quality."""
+
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from core.model.device import thread_count
 from core.errors import DigitsError
+from core.model.device import thread_count
 
 ENCODERS = ("image", "audio", "fused")
 METHODS = ("tsne", "umap", "pca")
@@ -73,8 +74,8 @@ def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int 
         clips, images = data.pairing[rows], rows
     vecs, preds = [], []
     for start in range(0, len(rows), batch):
-        img = torch.from_numpy(data.images[images[start:start + batch]]) if images is not None else None
-        aud = torch.from_numpy(data.clips[clips[start:start + batch], 0]) if encoder != "image" else None
+        img = torch.from_numpy(data.images[images[start : start + batch]]) if images is not None else None
+        aud = torch.from_numpy(data.clips[clips[start : start + batch], 0]) if encoder != "image" else None
         with torch.inference_mode():
             vecs.append(model.embeddings(image=img, audio=aud)[encoder].float().numpy())
             logits = model(image=img, audio=aud)
@@ -82,18 +83,33 @@ def compute(model, data, encoder: str, n: int = 2000, seed: int = 0, batch: int 
         preds.append(head.argmax(1).numpy() if head is not None else np.full(len(vecs[-1]), -1))
     labels = data.clip_labels[clips] if encoder == "audio" else data.labels[rows]
     pred = np.concatenate(preds)
-    meta = pd.DataFrame({
-        "digit": labels.astype(int), "prediction": pred.astype(int), "correct": labels == pred,
-        "speaker": data.clip_speakers[clips], "clip": data.clip_names[clips],
-        "image_index": rows if images is not None else -1,
-    })
+    meta = pd.DataFrame(
+        {
+            "digit": labels.astype(int),
+            "prediction": pred.astype(int),
+            "correct": labels == pred,
+            "speaker": data.clip_speakers[clips],
+            "clip": data.clip_names[clips],
+            "image_index": rows if images is not None else -1,
+        }
+    )
     pics = (np.clip(data.images[rows], 0, 1) * 255).astype(np.uint8) if images is not None else None
     return Embedding(encoder, np.concatenate(vecs).astype(np.float32), meta, pics)
 
 
-def project(x: np.ndarray, method: str = "tsne", dims: int = 2, perplexity: float = 30.0, n_neighbors: int = 15,
-            min_dist: float = 0.1, seed: int = 0, progress: Progress | None = None, threads: int | None = None,
-            cancelled: Cancelled | None = None, layout: Layout | None = None) -> np.ndarray:
+def project(
+    x: np.ndarray,
+    method: str = "tsne",
+    dims: int = 2,
+    perplexity: float = 30.0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    seed: int = 0,
+    progress: Progress | None = None,
+    threads: int | None = None,
+    cancelled: Cancelled | None = None,
+    layout: Layout | None = None,
+) -> np.ndarray:
     """(n, dims) coordinates on at most `threads` threads (default: thread_count()); progress(fraction, message) is
     called while t-SNE or UMAP optimises, layout(coordinates) with t-SNE's start and every TSNE_EVERY iterations,
     and ProjectionCancelled is raised soon after cancelled() turns true."""
@@ -151,8 +167,9 @@ class _UmapEpochs(io.TextIOBase):
         return len(text)
 
 
-def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, progress: Progress | None,
-          stop: _Stop) -> np.ndarray:
+def _umap(
+    x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int, progress: Progress | None, stop: _Stop
+) -> np.ndarray:
     from sklearn.neighbors import NearestNeighbors
 
     from core.analysis import umap_cache
@@ -170,15 +187,32 @@ def _umap(x: np.ndarray, dims: int, n_neighbors: int, min_dist: float, seed: int
     dist[:, 0] = 0
     stop.check()
     epochs = {"disable": False, "file": _UmapEpochs(progress, stop), "bar_format": "{n}/{total}", "mininterval": 0.25}
-    model = umap.UMAP(n_components=dims, n_neighbors=k, min_dist=min_dist, random_state=seed, tqdm_kwds=epochs,
-                      n_jobs=1, precomputed_knn=(idx, dist.astype(np.float32)))  # a fixed random_state makes UMAP serial anyway
+    model = umap.UMAP(
+        n_components=dims,
+        n_neighbors=k,
+        min_dist=min_dist,
+        random_state=seed,
+        tqdm_kwds=epochs,
+        n_jobs=1,
+        precomputed_knn=(idx, dist.astype(np.float32)),
+    )  # a fixed random_state makes UMAP serial anyway
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")  # no search index: only transform() needs one
+        warnings.filterwarnings(
+            "ignore", message=r"precomputed_knn\[2\]"
+        )  # no search index: only transform() needs one
         return model.fit_transform(x).astype(np.float32)
 
 
-def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Progress | None, jobs: int,
-          stop: _Stop, layout: Layout | None = None) -> np.ndarray:
+def _tsne(
+    x: np.ndarray,
+    dims: int,
+    perplexity: float,
+    seed: int,
+    progress: Progress | None,
+    jobs: int,
+    stop: _Stop,
+    layout: Layout | None = None,
+) -> np.ndarray:
     from openTSNE import TSNE
     from openTSNE.tsne import OptimizationInterrupt
 
@@ -195,8 +229,15 @@ def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Prog
             layout(np.array(embedding, dtype=np.float32))
         return stop.cancelled()  # True makes openTSNE raise OptimizationInterrupt
 
-    tsne = TSNE(n_components=dims, perplexity=perplexity, random_state=seed, n_jobs=jobs,
-                callbacks=callback, callbacks_every_iters=TSNE_EVERY, verbose=False)
+    tsne = TSNE(
+        n_components=dims,
+        perplexity=perplexity,
+        random_state=seed,
+        n_jobs=jobs,
+        callbacks=callback,
+        callbacks_every_iters=TSNE_EVERY,
+        verbose=False,
+    )
     affinities = _tsne_affinities(x, perplexity, jobs)
     stop.check()
     embedding = tsne.prepare_initial(x, affinities)  # PCA, scaled down: the first layout a visitor sees move
@@ -206,10 +247,17 @@ def _tsne(x: np.ndarray, dims: int, perplexity: float, seed: int, progress: Prog
     # barely does, so FFT wins while early exaggeration keeps 10,000 points compact and BH once they spread.
     early = "fft" if dims == 2 and len(x) > 5000 else "bh"
     try:
-        embedding.optimize(iters["early"], exaggeration=12, momentum=0.8, negative_gradient_method=early, inplace=True,
-                           propagate_exception=True)
-        embedding.optimize(iters["normal"], momentum=0.8, negative_gradient_method="bh", inplace=True,
-                           propagate_exception=True)
+        embedding.optimize(
+            iters["early"],
+            exaggeration=12,
+            momentum=0.8,
+            negative_gradient_method=early,
+            inplace=True,
+            propagate_exception=True,
+        )
+        embedding.optimize(
+            iters["normal"], momentum=0.8, negative_gradient_method="bh", inplace=True, propagate_exception=True
+        )
     except OptimizationInterrupt:  # only our callback stops it, when cancelled() said so
         raise ProjectionCancelled("the projection was cancelled") from None
     return np.asarray(embedding, dtype=np.float32)
@@ -228,8 +276,9 @@ def coordinates_table(meta: pd.DataFrame, xy: np.ndarray, clusters: np.ndarray) 
     """One row per point: its metadata, k-means cluster and projected coordinates x, y (and z in 3D)."""
     xy = np.asarray(xy)
     if xy.ndim != 2 or len(xy) != len(meta) or len(clusters) != len(meta) or xy.shape[1] not in (2, 3):
-        raise ValueError(f"{len(meta)} points need (n, 2 or 3) coordinates and n clusters, not {xy.shape} and "
-                         f"{len(clusters)}")
+        raise ValueError(
+            f"{len(meta)} points need (n, 2 or 3) coordinates and n clusters, not {xy.shape} and {len(clusters)}"
+        )
     table = meta.assign(cluster=np.asarray(clusters, dtype=int))
     for i, axis in enumerate("xyz"[: xy.shape[1]]):
         table[axis] = xy[:, i]
@@ -260,8 +309,11 @@ def cluster_quality(x: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 
     clusters = kmeans(x, k, seed)
     sample = min(len(x), 3000)
     sil = silhouette_score(x, labels, sample_size=sample, random_state=seed) if len(set(labels)) > 1 else float("nan")
-    return {"ARI": float(adjusted_rand_score(labels, clusters)), "NMI": float(normalized_mutual_info_score(labels, clusters)),
-            "silhouette": float(sil)}
+    return {
+        "ARI": float(adjusted_rand_score(labels, clusters)),
+        "NMI": float(normalized_mutual_info_score(labels, clusters)),
+        "silhouette": float(sil),
+    }
 
 
 def neighbours(x: np.ndarray, index: int, k: int = 8) -> tuple[np.ndarray, np.ndarray]:

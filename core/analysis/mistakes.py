@@ -1,4 +1,5 @@
 """The test inputs a head gets wrong: for a confusion-matrix cell, which images and clips, and how sure it was."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,9 @@ def answers_on_test_split(weights: str | Path, root: str | Path) -> tuple[dict[s
     return answers, split
 
 
-def mistakes(answers: HeadAnswers, split: Split, head: str, truth: int, predicted: int,
-             limit: int = 12) -> list[Mistake]:
+def mistakes(
+    answers: HeadAnswers, split: Split, head: str, truth: int, predicted: int, limit: int = 12
+) -> list[Mistake]:
     """The surest wrong answers of one confusion cell (truth read as predicted), at most limit."""
     if truth == predicted:
         raise ValueError("a diagonal cell holds the right answers, not mistakes")
@@ -54,6 +56,10 @@ def mistakes(answers: HeadAnswers, split: Split, head: str, truth: int, predicte
     out = []
     for i in where:
         image = split.images[i] if head != "audio" else None
-        clip = split.clip_names[i] if head == "audio" else split.clip_names[split.pairing[i]] if head == "fused" else None
-        out.append(Mistake(int(i), truth, predicted, float(answers.confidence[i]), image, None if clip is None else str(clip)))
+        clip = (
+            split.clip_names[i] if head == "audio" else split.clip_names[split.pairing[i]] if head == "fused" else None
+        )
+        out.append(
+            Mistake(int(i), truth, predicted, float(answers.confidence[i]), image, None if clip is None else str(clip))
+        )
     return out

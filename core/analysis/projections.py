@@ -1,4 +1,5 @@
-"""The process-wide bounded queue of t-SNE/UMAP projections: fixed workers, shared identical requests, cached results."""
+"""The process-wide bounded queue of t-SNE/UMAP projections: fixed workers, shared requests, cached results."""
+
 from __future__ import annotations
 
 import logging
@@ -6,14 +7,14 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
 
 import numpy as np
 
 from core.analysis import embeddings as E
-from core.model.device import thread_count
 from core.errors import DigitsError
+from core.model.device import thread_count
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,13 @@ class Request:
     seed: int = 0
 
     def __post_init__(self):
-        for name, kind in (("dims", int), ("perplexity", float), ("neighbors", int), ("min_dist", float), ("seed", int)):
+        for name, kind in (
+            ("dims", int),
+            ("perplexity", float),
+            ("neighbors", int),
+            ("min_dist", float),
+            ("seed", int),
+        ):
             object.__setattr__(self, name, kind(getattr(self, name)))
         if self.method not in E.METHODS:
             raise ValueError(f"method must be one of {E.METHODS}, not {self.method!r}")
@@ -93,14 +100,21 @@ class Request:
             raise ValueError("dims must be 2 or 3")
         if not 0 < self.perplexity <= 1000 or not 2 <= self.neighbors <= 1000 or not 0 <= self.min_dist <= 1:
             raise ValueError("perplexity must be in (0, 1000], neighbours in [2, 1000] and min-dist in [0, 1]")
-        unused = {"tsne": ("neighbors", "min_dist"), "umap": ("perplexity",), "pca": ("perplexity", "neighbors", "min_dist")}
+        unused = {
+            "tsne": ("neighbors", "min_dist"),
+            "umap": ("perplexity",),
+            "pca": ("perplexity", "neighbors", "min_dist"),
+        }
         for name in unused[self.method]:
             object.__setattr__(self, name, Request.__dataclass_fields__[name].default)
 
     def describe(self) -> str:
         name = {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}[self.method]
-        detail = {"tsne": f" (perplexity {self.perplexity:g})", "umap": f" ({self.neighbors} neighbours, min-dist "
-                  f"{self.min_dist:g})", "pca": ""}[self.method]
+        detail = {
+            "tsne": f" (perplexity {self.perplexity:g})",
+            "umap": f" ({self.neighbors} neighbours, min-dist {self.min_dist:g})",
+            "pca": "",
+        }[self.method]
         return f"{name}{detail} in {self.dims}D"
 
 
@@ -140,18 +154,29 @@ class _Job:
         self.progress, self.message = float(fraction), message
 
 
-def project_request(x: np.ndarray, request: Request, progress: E.Progress, cancelled: E.Cancelled,
-                    threads: int) -> np.ndarray:
-    """The queue's default runner: core.analysis.embeddings.project with the request's parameters, publishing t-SNE's layouts."""
+def project_request(
+    x: np.ndarray, request: Request, progress: E.Progress, cancelled: E.Cancelled, threads: int
+) -> np.ndarray:
+    """The queue's default runner: embeddings.project with the request's parameters, publishing t-SNE's layouts."""
     latest = [0.0, "starting from PCA"]
 
     def report(fraction: float, message: str) -> None:
         latest[:] = fraction, message
         progress(fraction, message)
 
-    return E.project(x, request.method, request.dims, request.perplexity, request.neighbors, request.min_dist,
-                     request.seed, progress=report, threads=threads, cancelled=cancelled,
-                     layout=lambda xy: progress(*latest, xy))
+    return E.project(
+        x,
+        request.method,
+        request.dims,
+        request.perplexity,
+        request.neighbors,
+        request.min_dist,
+        request.seed,
+        progress=report,
+        threads=threads,
+        cancelled=cancelled,
+        layout=lambda xy: progress(*latest, xy),
+    )
 
 
 class ProjectionQueue:
@@ -185,12 +210,18 @@ class ProjectionQueue:
             if job is None or session not in job.wanted:
                 mine = sum(session in j.wanted for j in self._jobs.values())
                 if mine >= self.config.per_session:
-                    raise QueueFull(f"You already have {mine} projections waiting or running, the most one visitor may "
-                                    "queue. Cancel one, or wait for one to finish.", "session")
+                    raise QueueFull(
+                        f"You already have {mine} projections waiting or running, the most one visitor may "
+                        "queue. Cancel one, or wait for one to finish.",
+                        "session",
+                    )
                 if job is None and len(self._jobs) >= self.config.max_jobs:
-                    raise QueueFull(f"The projection queue is full: {len(self._jobs)} projections are waiting or "
-                                    "running, the most this server takes. Try again in a minute, or pick PCA, which "
-                                    "needs no queue.", "server")
+                    raise QueueFull(
+                        f"The projection queue is full: {len(self._jobs)} projections are waiting or "
+                        "running, the most this server takes. Try again in a minute, or pick PCA, which "
+                        "needs no queue.",
+                        "server",
+                    )
             if job is None:
                 job = self._jobs[request] = _Job(request, x)
                 self._start_workers()
@@ -249,8 +280,17 @@ class ProjectionQueue:
 
     def _status(self, job: _Job) -> Status:
         if job.running:
-            return Status("running", 0, self._running, job.progress, job.message, wanted_by=len(job.wanted),
-                          points=job.points, layout=job.layout, layouts=job.layouts)
+            return Status(
+                "running",
+                0,
+                self._running,
+                job.progress,
+                job.message,
+                wanted_by=len(job.wanted),
+                points=job.points,
+                layout=job.layout,
+                layouts=job.layouts,
+            )
         waiting = [j for j in self._jobs.values() if not j.running]
         return Status("queued", waiting.index(job) + 1, self._running, wanted_by=len(job.wanted), points=job.points)
 
@@ -265,7 +305,9 @@ class ProjectionQueue:
             for session in [s for s, seen in job.wanted.items() if seen < cutoff]:
                 del job.wanted[session]
             if not job.wanted:
-                log.info("dropping %s: nobody has asked for it for %.0f s", job.request.describe(), self.config.abandon_after)
+                log.info(
+                    "dropping %s: nobody has asked for it for %.0f s", job.request.describe(), self.config.abandon_after
+                )
                 self._drop(job)
 
     def _start_workers(self) -> None:
@@ -299,15 +341,17 @@ class ProjectionQueue:
         while (job := self._next()) is not None:
             outcome = None
             try:
-                xy = np.asarray(self._run(job.x, job.request, job.report, lambda: self._cancelled(job),
-                                          self.config.job_threads), dtype=np.float32)
+                xy = np.asarray(
+                    self._run(job.x, job.request, job.report, lambda: self._cancelled(job), self.config.job_threads),
+                    dtype=np.float32,
+                )
                 xy.setflags(write=False)  # shared by every visitor who asked
                 outcome = Status("done", progress=1.0, result=xy, points=job.points)
             except E.ProjectionCancelled:
                 pass
             except (DigitsError, ValueError) as exc:
                 outcome = Status("failed", error=str(exc), points=job.points)
-            except Exception as exc:  # noqa: BLE001 - a worker must outlive any one job; the visitor gets the reason
+            except Exception as exc:
                 log.exception("projection %s failed", job.request.describe())
                 outcome = Status("failed", error=f"{type(exc).__name__}: {exc}", points=job.points)
             with self._lock:

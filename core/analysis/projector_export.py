@@ -1,4 +1,5 @@
 """Embeddings in TensorBoard Projector's format: tensors.tsv, metadata.tsv, a sprite of the digits and its config."""
+
 from __future__ import annotations
 
 import io
@@ -55,8 +56,9 @@ def _tsv_safe(meta: pd.DataFrame) -> pd.DataFrame:
     return text
 
 
-def projector_files(vectors: np.ndarray, meta: pd.DataFrame, images: np.ndarray | None = None,
-                    name: str = "embedding") -> dict[str, bytes]:
+def projector_files(
+    vectors: np.ndarray, meta: pd.DataFrame, images: np.ndarray | None = None, name: str = "embedding"
+) -> dict[str, bytes]:
     """The export's files by name: vectors (n, d), a metadata row per vector, and the images (n, h, w) if any."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) == 0 or not np.isfinite(vectors).all():
@@ -73,8 +75,13 @@ def projector_files(vectors: np.ndarray, meta: pd.DataFrame, images: np.ndarray 
     # One column is written without a header, as the Projector reads it; several need the header row.
     _tsv_safe(meta).to_csv(table, sep="\t", index=False, header=meta.shape[1] > 1, lineterminator="\n")
     files = {TENSORS: tensors.getvalue().encode(), METADATA: table.getvalue().encode()}
-    config = [f'  tensor_name: "{name}"', f"  tensor_shape: {vectors.shape[0]}", f"  tensor_shape: {vectors.shape[1]}",
-              f'  tensor_path: "{TENSORS}"', f'  metadata_path: "{METADATA}"']
+    config = [
+        f'  tensor_name: "{name}"',
+        f"  tensor_shape: {vectors.shape[0]}",
+        f"  tensor_shape: {vectors.shape[1]}",
+        f'  tensor_path: "{TENSORS}"',
+        f'  metadata_path: "{METADATA}"',
+    ]
     if images is not None:
         from PIL import Image
 
@@ -82,8 +89,13 @@ def projector_files(vectors: np.ndarray, meta: pd.DataFrame, images: np.ndarray 
         Image.fromarray(sprite_image(images), mode="L").save(png, format="PNG")
         files[SPRITE] = png.getvalue()
         h, w = np.asarray(images).shape[1:]
-        config += ["  sprite {", f'    image_path: "{SPRITE}"', f"    single_image_dim: {w}",
-                   f"    single_image_dim: {h}", "  }"]
+        config += [
+            "  sprite {",
+            f'    image_path: "{SPRITE}"',
+            f"    single_image_dim: {w}",
+            f"    single_image_dim: {h}",
+            "  }",
+        ]
     files[CONFIG] = ("embeddings {\n" + "\n".join(config) + "\n}\n").encode()
     return files
 
@@ -131,8 +143,9 @@ def read_projector(directory: str | Path) -> ProjectorExport:
     directory = Path(directory)
     try:
         config = parse_config(_read(directory / CONFIG).decode())
-        vectors = np.loadtxt(io.BytesIO(_read(directory / config.get("tensor_path", TENSORS))), delimiter="\t",
-                             dtype=np.float32, ndmin=2)
+        vectors = np.loadtxt(
+            io.BytesIO(_read(directory / config.get("tensor_path", TENSORS))), delimiter="\t", dtype=np.float32, ndmin=2
+        )
         table = _read(directory / config.get("metadata_path", METADATA))
         several = b"\t" in table.split(b"\n", 1)[0]  # the Projector's rule: a header row only above several columns
         meta = pd.read_csv(io.BytesIO(table), sep="\t", dtype=str, keep_default_na=False, header=0 if several else None)
@@ -155,6 +168,7 @@ def read_projector(directory: str | Path) -> ProjectorExport:
         w, h = (config["single_image_dim"] + [0, 0])[:2]
         side = math.ceil(math.sqrt(len(vectors)))
         if sprite.shape != (side * h, side * w):
-            raise ProjectorFormatError(f"the sprite is {sprite.shape[1]}x{sprite.shape[0]} px, not a {side}x{side} "
-                                       f"grid of {w}x{h} images")
+            raise ProjectorFormatError(
+                f"the sprite is {sprite.shape[1]}x{sprite.shape[0]} px, not a {side}x{side} grid of {w}x{h} images"
+            )
     return ProjectorExport(vectors, meta, sprite, config)

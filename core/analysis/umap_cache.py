@@ -1,4 +1,5 @@
 """UMAP's numba kernels compiled once per installation: an on-disk cache that survives restarts."""
+
 from __future__ import annotations
 
 import importlib

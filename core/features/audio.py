@@ -1,9 +1,9 @@
 """Spoken-digit features: decode, clean up, place in a 1 s window, 39 frames x (12 MFCC + log energy)."""
+
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +46,7 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
             return f.read(dtype="float32", always_2d=False), int(f.samplerate)
     except InvalidInput:
         raise
-    except Exception:  # noqa: BLE001 - soundfile raises several types; M4A and WebM are not its formats
+    except Exception:
         pass
     return _decode_with_ffmpeg(data)
 
@@ -58,15 +58,19 @@ def _check_header(frames: int, rate: int, channels: int) -> None:
     if channels > limits.MAX_AUDIO_CHANNELS:
         raise InvalidInput(f"The recording has {channels} channels; the limit is {limits.MAX_AUDIO_CHANNELS}.")
     if frames / rate > MAX_SECONDS:
-        raise InvalidInput(f"The recording is {frames / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s for one digit.")
+        raise InvalidInput(
+            f"The recording is {frames / rate:.0f} s long; the limit is {MAX_SECONDS:.0f} s for one digit."
+        )
     if frames * channels > limits.MAX_AUDIO_SAMPLES:
         raise _too_many_samples(f"{frames * channels:,}", f"{frames / rate:.1f} s", rate, channels)
 
 
 def _too_many_samples(count: str, seconds: str, rate: int, channels: int) -> InvalidInput:
-    return InvalidInput(f"The recording holds {count} samples ({seconds} x {rate:,} Hz x {channels} channel"
-                        f"{'s' * (channels != 1)}); "
-                        f"the limit is {limits.MAX_AUDIO_SAMPLES:,}. Save it as mono at 48 kHz or less.")
+    return InvalidInput(
+        f"The recording holds {count} samples ({seconds} x {rate:,} Hz x {channels} channel"
+        f"{'s' * (channels != 1)}); "
+        f"the limit is {limits.MAX_AUDIO_SAMPLES:,}. Save it as mono at 48 kHz or less."
+    )
 
 
 def _decode_with_ffmpeg(data: bytes) -> tuple[np.ndarray, int]:
@@ -81,7 +85,9 @@ def _decode_with_ffmpeg(data: bytes) -> tuple[np.ndarray, int]:
     import subprocess
     import tempfile
 
-    unreadable = "Could not read this audio file. Use WAV, FLAC, OGG, MP3, M4A or WebM holding a recording of one digit."
+    unreadable = (
+        "Could not read this audio file. Use WAV, FLAC, OGG, MP3, M4A or WebM holding a recording of one digit."
+    )
     if not (shutil.which("ffprobe") and shutil.which("ffmpeg")):
         raise InvalidInput(unreadable[:-1] + "; M4A and WebM need ffmpeg, which is not installed here.")
     with tempfile.TemporaryDirectory(prefix="digits-audio-") as tmp:
@@ -89,16 +95,32 @@ def _decode_with_ffmpeg(data: bytes) -> tuple[np.ndarray, int]:
         with open(path, "wb") as f:
             f.write(data)
         try:
-            probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-of", "json", "-show_entries",
-                                    "stream=sample_rate,channels,duration:format=duration", path],
-                                   capture_output=True, timeout=limits.MAX_AUDIO_DECODE_S, stdin=subprocess.DEVNULL)
+            probe = subprocess.run(
+                [
+                    "ffprobe",
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "a:0",
+                    "-of",
+                    "json",
+                    "-show_entries",
+                    "stream=sample_rate,channels,duration:format=duration",
+                    path,
+                ],
+                capture_output=True,
+                timeout=limits.MAX_AUDIO_DECODE_S,
+                stdin=subprocess.DEVNULL,
+            )
             info = json.loads(probe.stdout or b"{}")
             stream = info["streams"][0]
             rate, channels = int(stream["sample_rate"]), int(stream["channels"])
             if channels < 1:
                 raise ValueError("no audio channels")
         except subprocess.TimeoutExpired as exc:
-            raise InvalidInput(f"Reading this audio file took over {limits.MAX_AUDIO_DECODE_S} s; it is refused.") from exc
+            raise InvalidInput(
+                f"Reading this audio file took over {limits.MAX_AUDIO_DECODE_S} s; it is refused."
+            ) from exc
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise InvalidInput(unreadable) from exc
         # Matroska keeps the duration in the container; a browser's WebM has none at all.
@@ -106,19 +128,42 @@ def _decode_with_ffmpeg(data: bytes) -> tuple[np.ndarray, int]:
         _check_header(round(seconds * rate) if seconds else 0, rate, channels)
         budget = min(MAX_SECONDS, limits.MAX_AUDIO_SAMPLES / (rate * channels))  # seconds
         try:
-            # Half a second more than the budget: codecs stop a frame short of -t, and more than the budget means too long.
-            out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-t", f"{budget + 0.5:.6f}",
-                                  "-f", "s16le", "-acodec", "pcm_s16le", "-"],
-                                 capture_output=True, timeout=limits.MAX_AUDIO_DECODE_S, stdin=subprocess.DEVNULL)
+            # Half a second more than the budget: codecs stop a frame short of -t; more than the budget is too long.
+            out = subprocess.run(
+                [
+                    "ffmpeg",
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-i",
+                    path,
+                    "-map",
+                    "0:a:0",
+                    "-t",
+                    f"{budget + 0.5:.6f}",
+                    "-f",
+                    "s16le",
+                    "-acodec",
+                    "pcm_s16le",
+                    "-",
+                ],
+                capture_output=True,
+                timeout=limits.MAX_AUDIO_DECODE_S,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as exc:
-            raise InvalidInput(f"Decoding this audio file took over {limits.MAX_AUDIO_DECODE_S} s; it is refused.") from exc
+            raise InvalidInput(
+                f"Decoding this audio file took over {limits.MAX_AUDIO_DECODE_S} s; it is refused."
+            ) from exc
     pcm = np.frombuffer(out.stdout[: len(out.stdout) // (2 * channels) * 2 * channels], "<i2").reshape(-1, channels)
     if out.returncode != 0 and len(pcm) == 0:
         raise InvalidInput(unreadable)
     if len(pcm) > budget * rate:
         if budget < MAX_SECONDS:
             raise _too_many_samples(f"over {limits.MAX_AUDIO_SAMPLES:,}", f"over {budget:.1f} s", rate, channels)
-        raise InvalidInput(f"The recording is longer than {MAX_SECONDS:.0f} s; the limit is {MAX_SECONDS:.0f} s for one digit.")
+        raise InvalidInput(
+            f"The recording is longer than {MAX_SECONDS:.0f} s; the limit is {MAX_SECONDS:.0f} s for one digit."
+        )
     samples = pcm.astype(np.float32) / 32768  # the scale librosa and soundfile use for 16-bit PCM
     return (samples[:, 0] if channels == 1 else samples), rate
 
@@ -168,7 +213,10 @@ def to_mono_8k(samples: np.ndarray, rate: int) -> np.ndarray:
         samples = _mix_down(samples)
     seconds = len(samples) / rate
     if seconds < MIN_SECONDS:
-        raise InvalidInput(f"The recording is {seconds * 1000:.0f} ms long; the shortest usable recording is {MIN_SECONDS * 1000:.0f} ms.")
+        raise InvalidInput(
+            f"The recording is {seconds * 1000:.0f} ms long; "
+            f"the shortest usable recording is {MIN_SECONDS * 1000:.0f} ms."
+        )
     samples = samples.astype(np.float32)
     if rate != SAMPLE_RATE:
         import librosa
@@ -232,7 +280,11 @@ def trim_speech(samples: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
 
 def _loud_frames(db: np.ndarray, top_db: float, hop: int) -> np.ndarray:
     """Frames of db (0 at the reference peak) above a threshold set by that peak and the room's level."""
-    smooth = np.convolve(db, np.ones(VAD_FLOOR_FRAMES) / VAD_FLOOR_FRAMES, mode="valid") if len(db) > VAD_FLOOR_FRAMES else db
+    smooth = (
+        np.convolve(db, np.ones(VAD_FLOOR_FRAMES) / VAD_FLOOR_FRAMES, mode="valid")
+        if len(db) > VAD_FLOOR_FRAMES
+        else db
+    )
     floor = float(smooth.min())
     threshold = max(-top_db, min(floor + VAD_MARGIN_DB, -VAD_CAP_DB))
     if (db < floor + VAD_MARGIN_DB / 2).sum() * hop >= VAD_ROOM_S * SAMPLE_RATE:
@@ -257,7 +309,9 @@ def _extent(loud: np.ndarray, start: int, gap: int) -> tuple[int, int]:
     return first, last
 
 
-def place_in_window(speech: np.ndarray, offset: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+def place_in_window(
+    speech: np.ndarray, offset: int | None = None, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Peak-normalise speech and put it at offset (default: centred) in a 1 s window over a noise floor."""
     rng = rng or np.random.default_rng(0)
     speech = speech / max(np.abs(speech).max(), 1e-9) * PEAK
@@ -277,8 +331,10 @@ def mfcc_features(window: np.ndarray, warp: float = 1.0, pitch: float = 1.0) -> 
     quefrencies) and the fine structure above it, and only the fine structure is stretched."""
     import librosa
 
-    spec = np.abs(librosa.stft(window, n_fft=FRAME_LENGTH, hop_length=HOP_LENGTH, win_length=FRAME_LENGTH,
-                               center=False)) ** 2
+    spec = (
+        np.abs(librosa.stft(window, n_fft=FRAME_LENGTH, hop_length=HOP_LENGTH, win_length=FRAME_LENGTH, center=False))
+        ** 2
+    )
     if abs(warp - 1) > 1e-6:
         spec = _stretch(spec, warp)
     if abs(pitch - 1) > 1e-6:
@@ -327,7 +383,9 @@ def speech_of(samples: np.ndarray, rate: int, change: Callable[[np.ndarray], np.
     return trim_speech(change(mono) if change else mono)
 
 
-def serving_window(samples: np.ndarray, rate: int, change: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+def serving_window(
+    samples: np.ndarray, rate: int, change: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
     """The 1 s window of a recording that the audio encoder reads: one chain for serving, training and evaluation."""
     return place_in_window(speech_of(samples, rate, change))
 
@@ -356,8 +414,9 @@ AUGMENTATIONS = {
     # Women's formants sit ~15-20 % and children's ~30-40 % above men's: warps up to 1.45 cover them.
     "wide": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.45), snr_db=(5.0, 40.0), time_masks=2, coef_masks=1),
     # ... and their pitch is up to 2.5x a man's, which a warp alone (harmonics and formants together) misses.
-    "wide-pitch": Augmentation(speed=(0.8, 1.2), warp=(0.85, 1.45), pitch=(1.0, 2.5), snr_db=(5.0, 40.0),
-                               time_masks=2, coef_masks=1),
+    "wide-pitch": Augmentation(
+        speed=(0.8, 1.2), warp=(0.85, 1.45), pitch=(1.0, 2.5), snr_db=(5.0, 40.0), time_masks=2, coef_masks=1
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """FSDD features computed once and cached: clean features plus random augmented views per clip."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,8 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from core import paths
-from core.features import audio
 from core.data.fsdd import Clip, list_clips
+from core.features import audio
 from core.io import atomic_write
 
 BANK_VERSION = 4  # bump when the feature or augmentation code changes, so stale caches are ignored
@@ -39,15 +40,22 @@ class ClipBank:
         return ClipBank(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
 
     def concat(self, other: ClipBank) -> ClipBank:
-        return ClipBank(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)})
+        return ClipBank(
+            **{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)}
+        )
 
 
 def assemble(results: list[tuple[np.ndarray, np.ndarray]], meta: list[tuple[int, str, int, str]]) -> ClipBank:
     """A ClipBank from per-clip (clean, views) results and their (digit, speaker, take, file name), in order."""
     digits, speakers, takes, names = zip(*meta) if meta else ((), (), (), ())
-    return ClipBank(clean=np.stack([r[0] for r in results]), views=np.stack([r[1] for r in results]),
-                    digits=np.array(digits, dtype=np.int64), speakers=np.array(speakers),
-                    takes=np.array(takes, dtype=np.int64), names=np.array(names))
+    return ClipBank(
+        clean=np.stack([r[0] for r in results]),
+        views=np.stack([r[1] for r in results]),
+        digits=np.array(digits, dtype=np.int64),
+        speakers=np.array(speakers),
+        takes=np.array(takes, dtype=np.int64),
+        names=np.array(names),
+    )
 
 
 def clip_features(samples: np.ndarray, rate: int, n_views: int, seed: int, augmentation: str = "basic"):
@@ -81,8 +89,10 @@ def map_jobs(fn, jobs: list, workers: int | None, progress=None, desc: str = "cl
     if workers <= 1 or len(jobs) <= 50:
         return [fn(j) for j in jobs]
     results = []
-    with ProcessPoolExecutor(workers) as pool, tqdm(total=len(jobs), desc=desc, unit="clip", disable=None,
-                                                    file=sys.stderr) as bar:
+    with (
+        ProcessPoolExecutor(workers) as pool,
+        tqdm(total=len(jobs), desc=desc, unit="clip", disable=None, file=sys.stderr) as bar,
+    ):
         for i, r in enumerate(pool.map(fn, jobs, chunksize=32)):
             results.append(r)
             bar.update()
@@ -91,11 +101,13 @@ def map_jobs(fn, jobs: list, workers: int | None, progress=None, desc: str = "cl
     return results
 
 
-def compute_bank(clips: list[Clip], n_views: int, workers: int | None = None, progress=None,
-                 augmentation: str = "basic") -> ClipBank:
+def compute_bank(
+    clips: list[Clip], n_views: int, workers: int | None = None, progress=None, augmentation: str = "basic"
+) -> ClipBank:
     """Features for clips; progress(done, total) is called as clips finish."""
-    jobs = [(str(c.path), n_views, int(hashlib.sha1(c.path.name.encode()).hexdigest()[:8], 16), augmentation)
-            for c in clips]
+    jobs = [
+        (str(c.path), n_views, int(hashlib.sha1(c.path.name.encode()).hexdigest()[:8], 16), augmentation) for c in clips
+    ]
     results = map_jobs(file_features, jobs, workers, progress, desc=f"FSDD features ({augmentation}, {n_views} views)")
     return assemble(results, [(c.digit, c.speaker, c.take, c.path.name) for c in clips])
 

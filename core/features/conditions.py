@@ -4,6 +4,7 @@ Evaluation only: these transforms never make training data, so a score under the
 the model never saw. The voice shifts use Praat's "Change gender" (PSOLA resynthesis through
 praat-parselmouth), which raises the pitch and the formants together without changing the duration; the
 training augmentation warps the spectrum in the MFCC front end instead, a different method on purpose."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.features import audio
-from core.errors import DigitsError
-from core.features.banks import BANK_VERSION, ClipBank, assemble, cached_bank, map_jobs
 from core.data.fsdd import list_clips
+from core.errors import DigitsError
+from core.features import audio
+from core.features.banks import BANK_VERSION, ClipBank, assemble, cached_bank, map_jobs
 
 
 class ConditionUnavailable(DigitsError, RuntimeError):
@@ -63,7 +64,9 @@ def shift_voice(samples: np.ndarray, rate: int, shift: VoiceShift) -> np.ndarray
         import parselmouth
         from parselmouth.praat import call
     except ImportError as exc:
-        raise ConditionUnavailable("shifted voices need praat-parselmouth: pip install -r requirements-dev.txt") from exc
+        raise ConditionUnavailable(
+            "shifted voices need praat-parselmouth: pip install -r requirements-dev.txt"
+        ) from exc
     sound = parselmouth.Sound(np.asarray(samples, dtype=np.float64), sampling_frequency=rate)
     with warnings.catch_warnings():
         # A clip with no voiced frame (rare: a whispered take) keeps its pitch; Praat warns about it.
@@ -119,10 +122,14 @@ def condition_bank(root, condition: str, workers: int | None = None) -> ClipBank
         raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, not {condition!r}")
     clips = list_clips(root)
     spec = asdict(SHIFTS[condition]) if condition in SHIFTS else asdict(ROOMS[condition]) if condition in ROOMS else {}
-    key = hashlib.sha1(json.dumps([BANK_VERSION, condition, spec, len(clips), audio.TTA_WARPS]).encode()).hexdigest()[:16]
+    key = hashlib.sha1(json.dumps([BANK_VERSION, condition, spec, len(clips), audio.TTA_WARPS]).encode()).hexdigest()[
+        :16
+    ]
 
     def compute() -> ClipBank:
-        results = map_jobs(clip_features, [(str(c.path), condition) for c in clips], workers, desc=f"FSDD as {condition}")
+        results = map_jobs(
+            clip_features, [(str(c.path), condition) for c in clips], workers, desc=f"FSDD as {condition}"
+        )
         return assemble(results, [(c.digit, c.speaker, c.take, c.path.name) for c in clips])
 
     return cached_bank(paths.feature_cache_dir() / f"condition_{condition}_{key}.npz", compute)

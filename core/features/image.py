@@ -1,4 +1,5 @@
 """MNIST-style preprocessing: any drawing, scan or photo of a digit to a centred 28x28 in [0,1]."""
+
 from __future__ import annotations
 
 import io
@@ -7,7 +8,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import InvalidInput
-from core.limits import MAX_DECODED_IMAGE_BYTES, MAX_IMAGE_PIXELS as MAX_UPLOAD_PIXELS, MB, MIN_IMAGE_SIDE
+from core.limits import MAX_DECODED_IMAGE_BYTES, MB, MIN_IMAGE_SIDE
+from core.limits import MAX_IMAGE_PIXELS as MAX_UPLOAD_PIXELS
 
 INK_THRESHOLD = 0.15  # a pixel this bright (after polarity) counts as ink
 MAX_SIDE = 1024  # larger pictures are shrunk first; the digit ends up 20 px anyway
@@ -25,13 +27,17 @@ def decode(data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_UPLOAD_PIXELS:
-                raise InvalidInput(f"The picture is {img.width}x{img.height}; the limit is {MAX_UPLOAD_PIXELS:,} pixels.")
+                raise InvalidInput(
+                    f"The picture is {img.width}x{img.height}; the limit is {MAX_UPLOAD_PIXELS:,} pixels."
+                )
             img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEGs decode at reduced size cheaply
             decoded = img.width * img.height * _bytes_per_pixel(img.mode)
             if decoded > MAX_DECODED_IMAGE_BYTES:
-                raise InvalidInput(f"The picture is {img.width}x{img.height} and would take {decoded / MB:.0f} MB to "
-                                   f"decode; the limit is {MAX_DECODED_IMAGE_BYTES // MB} MB. Save it as JPEG or "
-                                   "make it smaller.")
+                raise InvalidInput(
+                    f"The picture is {img.width}x{img.height} and would take {decoded / MB:.0f} MB to "
+                    f"decode; the limit is {MAX_DECODED_IMAGE_BYTES // MB} MB. Save it as JPEG or "
+                    "make it smaller."
+                )
             img.thumbnail((MAX_SIDE, MAX_SIDE))
             # Phones store the sensor's pixels and say in EXIF how to turn them; a sideways 7 is no 7.
             return np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))
@@ -150,8 +156,10 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     A 28x28 input is taken as already MNIST-style and only has its polarity and range fixed."""
     gray, even = _ink(_shrunk(image))
     if min(gray.shape) < MIN_IMAGE_SIDE:
-        raise InvalidInput(f"The picture is {gray.shape[1]}x{gray.shape[0]} pixels; a digit needs at least "
-                           f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}.")
+        raise InvalidInput(
+            f"The picture is {gray.shape[1]}x{gray.shape[0]} pixels; a digit needs at least "
+            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}."
+        )
     if gray.shape == (28, 28):
         if gray.max() < INK_THRESHOLD:
             raise InvalidInput("The image is blank: draw a digit first.")
@@ -186,7 +194,11 @@ def _digit_mask(ink: np.ndarray, even: bool) -> np.ndarray:
     at_edge = np.zeros(count + 1, bool)
     at_edge[_border(parts)] = True
     inside = ~at_edge[1:]
-    main = int(np.argmax(np.where(inside, mass, 0))) if (inside & (mass >= 0.2 * mass.max())).any() else int(np.argmax(mass))
+    main = (
+        int(np.argmax(np.where(inside, mass, 0)))
+        if (inside & (mass >= 0.2 * mass.max())).any()
+        else int(np.argmax(mass))
+    )
     keep = inside & (mass >= SPECK * mass[main])
     keep[main] = True
     return np.isin(parts, 1 + np.flatnonzero(keep))
@@ -202,8 +214,10 @@ def _shrunk(image) -> np.ndarray:
     planes = img.astype(np.float32).reshape(*img.shape[:2], -1)
     if not np.isfinite(planes).all():
         return img  # to_gray names the problem
-    shrunk = [np.asarray(Image.fromarray(planes[..., c]).resize(size, Image.BILINEAR, reducing_gap=2.0))
-              for c in range(planes.shape[2])]
+    shrunk = [
+        np.asarray(Image.fromarray(planes[..., c]).resize(size, Image.BILINEAR, reducing_gap=2.0))
+        for c in range(planes.shape[2])
+    ]
     return np.stack(shrunk, axis=-1).reshape(size[1], size[0], *img.shape[2:])
 
 

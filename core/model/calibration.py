@@ -1,4 +1,5 @@
 """Confidence that means something: temperature scaling, expected calibration error, reliability bins."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(logits) == 0 or logits.ndim != 2 or len(labels) != len(logits):
         raise ValueError("fit_temperature needs (N, classes) logits and N labels, N > 0")
     # NLL is convex in 1/T; searching log T over a wide bracket is robust and needs no gradient.
-    result = minimize_scalar(lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=(-4.0, 4.0),
-                             method="bounded", options={"xatol": 1e-4})
+    result = minimize_scalar(
+        lambda log_t: nll(logits, labels, float(np.exp(log_t))),
+        bounds=(-4.0, 4.0),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     return float(np.exp(result.x))
 
 
@@ -47,9 +52,13 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
         acc = np.bincount(index, correct.astype(float), bins) / count
     present = count > 0
     ece = float((count[present] / max(1, len(labels)) * np.abs(acc[present] - conf[present])).sum())
-    return {"confidence": [float(c) if k else None for c, k in zip(conf, present)],
-            "accuracy": [float(a) if k else None for a, k in zip(acc, present)],
-            "count": count.tolist(), "ece": ece, "n": int(len(labels))}
+    return {
+        "confidence": [float(c) if k else None for c, k in zip(conf, present)],
+        "accuracy": [float(a) if k else None for a, k in zip(acc, present)],
+        "count": count.tolist(),
+        "ece": ece,
+        "n": int(len(labels)),
+    }
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:

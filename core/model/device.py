@@ -1,4 +1,5 @@
 """Pick CUDA when present, else the CPU with every core."""
+
 from __future__ import annotations
 
 import os

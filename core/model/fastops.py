@@ -1,4 +1,5 @@
 """One fused CPU training kernel: ReLU, a stride-1 max over 3 and dropout in a single pass (numba)."""
+
 from __future__ import annotations
 
 import numpy as np

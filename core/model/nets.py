@@ -1,11 +1,12 @@
 """The image and audio CNN encoders and the fusion classifier, built from ModelConfig."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from core.features.audio import N_COEFFS, N_FRAMES
 from core.config import N_CLASSES, AudioEncoderConfig, Conv, FusionConfig, ImageEncoderConfig, ModelConfig
+from core.features.audio import N_COEFFS, N_FRAMES
 
 
 def _pool(spec, dims: int) -> list[nn.Module]:
@@ -176,7 +177,9 @@ class DigitClassifier(nn.Module):
             raise ValueError(f"aux_heads must be joint, probe or none, not {cfg.fusion.aux_heads!r}")
         multimodal = len(self.modalities) > 1 and cfg.fusion.aux_heads != "none"
         self.detach_aux = cfg.fusion.aux_heads == "probe"
-        self.aux = nn.ModuleDict({m: nn.Linear(e.embed_dim, N_CLASSES) for m, e in self.encoders.items()} if multimodal else {})
+        self.aux = nn.ModuleDict(
+            {m: nn.Linear(e.embed_dim, N_CLASSES) for m, e in self.encoders.items()} if multimodal else {}
+        )
 
     def forward(self, image: torch.Tensor | None = None, audio: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Logits per head: 'fused' when every modality is given, and one per given modality."""
@@ -192,7 +195,9 @@ class DigitClassifier(nn.Module):
                 out[given[0]] = out["fused"]
         return out
 
-    def embeddings(self, image: torch.Tensor | None = None, audio: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def embeddings(
+        self, image: torch.Tensor | None = None, audio: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Inference-mode embeddings per given modality, plus 'fused' (the concatenation) when all are given."""
         inputs = {"image": image, "audio": audio}
         emb = {m: self.encoders[m].embed(inputs[m]) for m in self.modalities if inputs[m] is not None}

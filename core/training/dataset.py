@@ -1,4 +1,5 @@
 """The tensors one run trains and is tested on: MNIST images, FSDD features, splits and statistics."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.features import audio
 from core.config import RunConfig
 from core.data.fsdd import OFFICIAL_TEST_TAKES
 from core.data.mnist import load_mnist
 from core.data.pairing import TEST_PAIRING_SEED, VAL_PAIRING_SEED, balanced_pairing
+from core.features import audio
 from core.features.banks import ClipBank, load_fsdd_bank
 from core.features.voices import synthetic_bank
 
@@ -39,7 +40,9 @@ class RunData:
 
 def feature_stats(features: np.ndarray, utterance_norm: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-coefficient mean and std over every frame of the training features."""
-    x = audio.standardize(features.reshape(-1, audio.N_FRAMES, audio.N_COEFFS), np.zeros(13), np.ones(13), utterance_norm)
+    x = audio.standardize(
+        features.reshape(-1, audio.N_FRAMES, audio.N_COEFFS), np.zeros(13), np.ones(13), utterance_norm
+    )
     flat = x.reshape(-1, audio.N_COEFFS)
     return flat.mean(0).astype(np.float32), (flat.std(0) + 1e-5).astype(np.float32)
 
@@ -50,7 +53,9 @@ def _clip_masks(bank: ClipBank, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray,
         test = np.isin(bank.takes, list(OFFICIAL_TEST_TAKES))
     elif t.split == "loso":
         if t.held_out_speaker not in set(bank.speakers):
-            raise ValueError(f"held_out_speaker must be one of {sorted(set(bank.speakers))}, not {t.held_out_speaker!r}")
+            raise ValueError(
+                f"held_out_speaker must be one of {sorted(set(bank.speakers))}, not {t.held_out_speaker!r}"
+            )
         test = bank.speakers == t.held_out_speaker
     else:
         raise ValueError(f"split must be official or loso, not {t.split!r}")
@@ -85,21 +90,30 @@ def _mnist_splits(cfg: RunConfig, root: Path, subsample: bool) -> tuple:
     return tr_img, tr_lab, va_img, va_lab, te_img, te_lab
 
 
-def _splits(cfg: RunConfig, mnist: tuple, banks: tuple[ClipBank, ClipBank, ClipBank], mean, std,
-            train_views: bool) -> RunData:
+def _splits(
+    cfg: RunConfig, mnist: tuple, banks: tuple[ClipBank, ClipBank, ClipBank], mean, std, train_views: bool
+) -> RunData:
     tr_img, tr_lab, va_img, va_lab, te_img, te_lab = mnist
     norm = cfg.features.utterance_norm
 
     def split(img, lab, b: ClipBank, with_views: bool, seed: int) -> Split:
-        return Split(img, lab, _views(b, mean, std, norm, with_views), b.digits, b.speakers, b.names,
-                     balanced_pairing(lab, b.digits, seed))
+        return Split(
+            img,
+            lab,
+            _views(b, mean, std, norm, with_views),
+            b.digits,
+            b.speakers,
+            b.names,
+            balanced_pairing(lab, b.digits, seed),
+        )
 
     train_bank, val_bank, test_bank = banks
     return RunData(
         train=split(tr_img, tr_lab, train_bank, train_views, cfg.train.seed),
         val=split(va_img, va_lab, val_bank, False, VAL_PAIRING_SEED),
         test=split(te_img, te_lab, test_bank, False, TEST_PAIRING_SEED),
-        feature_mean=mean, feature_std=std,
+        feature_mean=mean,
+        feature_std=std,
     )
 
 
@@ -112,8 +126,9 @@ def load_run_data(cfg: RunConfig, root: Path, progress=None) -> RunData:
     m_train, m_val, m_test = _clip_masks(bank, cfg)
     train_bank = bank.subset(m_train)
     if f.synthetic_voices:
-        train_bank = synthetic_bank(train_bank, f.augment_views, f.augmentation, raised=f.raised_voices,
-                                    accents=f.voice_accents)
+        train_bank = synthetic_bank(
+            train_bank, f.augment_views, f.augmentation, raised=f.raised_voices, accents=f.voice_accents
+        )
     mean, std = feature_stats(np.concatenate([train_bank.clean[:, None], train_bank.views], 1), f.utterance_norm)
     return _splits(cfg, mnist, (train_bank, bank.subset(m_val), bank.subset(m_test)), mean, std, train_views=True)
 

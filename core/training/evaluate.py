@@ -1,17 +1,17 @@
 """Accuracy, macro-F1 and confusion per head (fused, image, audio) on a test split."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
 
-from core.features import audio
-from core.model.calibration import expected_calibration_error, product_of_experts, reliability, softmax
 from core.data.pairing import balanced_pairing
+from core.features import audio
+from core.features.conditions import condition_bank
+from core.model.calibration import expected_calibration_error, product_of_experts, reliability, softmax
+from core.model.nets import DigitClassifier
 from core.training.dataset import Split
 from core.training.metrics import summarize
-from core.model.nets import DigitClassifier
-from core.features.conditions import condition_bank
 
 EVAL_BATCH = 1000
 
@@ -34,7 +34,9 @@ def head_logits(model: DigitClassifier, split: Split, device: torch.device | str
             out.setdefault("image", []).append(model(image=img)["image"].float().cpu())
     if "audio" in model.modalities:
         for start in range(0, len(clips), EVAL_BATCH):
-            out.setdefault("audio", []).append(model(audio=clips[start : start + EVAL_BATCH].to(device))["audio"].float().cpu())
+            out.setdefault("audio", []).append(
+                model(audio=clips[start : start + EVAL_BATCH].to(device))["audio"].float().cpu()
+            )
     logits = {k: torch.cat(v).numpy() for k, v in out.items()}
     if "fused" in logits and model.fusion.softmax_output:  # the seed's try3-6 end in a softmax: back to logits
         logits["fused"] = np.log(np.clip(logits["fused"], 1e-12, None))
@@ -46,8 +48,9 @@ def head_labels(split: Split, head: str) -> np.ndarray:
     return split.clip_labels if head == "audio" else split.labels
 
 
-def evaluate_split(model: DigitClassifier, split: Split, device: torch.device | str = "cpu",
-                   calibration: dict | None = None) -> dict[str, dict]:
+def evaluate_split(
+    model: DigitClassifier, split: Split, device: torch.device | str = "cpu", calibration: dict | None = None
+) -> dict[str, dict]:
     """summarize() per head, plus its reliability bins and expected calibration error (%), under a
     checkpoint's calibration when given (its temperatures, and its fusion rule for the fused head)."""
     probs = calibrated_probs(head_logits(model, split, device), calibration)
@@ -87,9 +90,15 @@ def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ..
         if images is not None:
             pairing = balanced_pairing(data.test.labels, held.digits)
             with torch.inference_mode():
-                fused = torch.cat([model(image=torch.from_numpy(data.test.images[i : i + EVAL_BATCH]),
-                                         audio=torch.from_numpy(features[pairing[i : i + EVAL_BATCH]]))["fused"].float()
-                                   for i in range(0, len(pairing), EVAL_BATCH)]).numpy()
+                fused = torch.cat(
+                    [
+                        model(
+                            image=torch.from_numpy(data.test.images[i : i + EVAL_BATCH]),
+                            audio=torch.from_numpy(features[pairing[i : i + EVAL_BATCH]]),
+                        )["fused"].float()
+                        for i in range(0, len(pairing), EVAL_BATCH)
+                    ]
+                ).numpy()
             paired = {"fused": fused, "image": images, "audio": logits["audio"][pairing]}
             result["fusion"] = fusion_report(paired, data.test.labels, calibration)
         out[condition] = result
@@ -100,21 +109,29 @@ def evaluate_conditions(model, ckpt: dict, data, root, conditions: tuple[str, ..
 def standardised_audio_logits(model: DigitClassifier, x: np.ndarray) -> np.ndarray:
     """(N, 10) audio-head logits for (N, 39, 13) features that are already model input."""
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    return torch.cat([model(audio=x[i : i + EVAL_BATCH])["audio"].float() for i in range(0, len(x), EVAL_BATCH)]).numpy()
+    return torch.cat(
+        [model(audio=x[i : i + EVAL_BATCH])["audio"].float() for i in range(0, len(x), EVAL_BATCH)]
+    ).numpy()
 
 
 @torch.inference_mode()
 def image_logits(model: DigitClassifier, images: np.ndarray) -> np.ndarray:
     """(N, 10) image-head logits for (N, 28, 28) images."""
     x = torch.from_numpy(images)
-    return torch.cat([model(image=x[i : i + EVAL_BATCH])["image"].float() for i in range(0, len(x), EVAL_BATCH)]).numpy()
+    return torch.cat(
+        [model(image=x[i : i + EVAL_BATCH])["image"].float() for i in range(0, len(x), EVAL_BATCH)]
+    ).numpy()
 
 
 def _scores(logits: np.ndarray, labels: np.ndarray, calibration: dict | None, head: str) -> dict:
     probs = calibrated_probs({head: logits}, calibration)[head]
     m = summarize(labels, logits.argmax(1))
-    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"],
-            "ece": 100.0 * expected_calibration_error(probs, labels)}
+    return {
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "n": m["n"],
+        "ece": 100.0 * expected_calibration_error(probs, labels),
+    }
 
 
 def fusion_report(paired_logits: dict[str, np.ndarray], labels: np.ndarray, calibration: dict | None) -> dict:
@@ -129,6 +146,9 @@ def fusion_report(paired_logits: dict[str, np.ndarray], labels: np.ndarray, cali
         return round(100.0 * float((pred[mask] == labels[mask]).mean()), 2) if mask.any() else None
 
     all_ = np.ones(len(labels), bool)
-    return {"pairs": int(len(labels)), "disagreements": int(split.sum()),
-            "learned": {"accuracy": rate(learned, all_), "follows_right": rate(learned, split)},
-            "product": {"accuracy": rate(product, all_), "follows_right": rate(product, split)}}
+    return {
+        "pairs": int(len(labels)),
+        "disagreements": int(split.sum()),
+        "learned": {"accuracy": rate(learned, all_), "follows_right": rate(learned, split)},
+        "product": {"accuracy": rate(product, all_), "follows_right": rate(product, split)},
+    }

@@ -1,4 +1,5 @@
 """Train a trial: Adam, class-weighted cross-entropy, validation each epoch, best and final checkpoints."""
+
 from __future__ import annotations
 
 import math
@@ -6,24 +7,24 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.model import checkpoint
 from core.config import N_CLASSES, RunConfig, override, to_dict, with_dropout
 from core.data.pairing import pair_by_label
-from core.training.dataset import RunData, load_run_data
-from core.model.device import best_device, use_all_cores
-from core.training.evaluate import evaluate_split, headline
 from core.io import append_jsonl, write_json
+from core.model import checkpoint
+from core.model.device import best_device, use_all_cores
 from core.model.nets import DigitClassifier, count_parameters
 from core.runs.listing import claim_run_dir
+from core.training.dataset import RunData, load_run_data
+from core.training.evaluate import evaluate_split, headline
 from core.trials import get_trial
 
 EpochCallback = Callable[[int, dict], None]
@@ -89,8 +90,16 @@ class Batches:
         return -(-n // self.batch_size)
 
 
-def train_one_epoch(model: DigitClassifier, batches: Batches, opt: torch.optim.Optimizer, weight, aux_weight: float,
-                    device, should_stop: Callable[[], bool] = lambda: False, on_batch=None) -> float:
+def train_one_epoch(
+    model: DigitClassifier,
+    batches: Batches,
+    opt: torch.optim.Optimizer,
+    weight,
+    aux_weight: float,
+    device,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_batch=None,
+) -> float:
     model.train()
     total, count = 0.0, 0
     for i, (img, aud, y) in enumerate(batches):
@@ -119,17 +128,30 @@ def epoch_lr(t, epoch: int) -> float:
     raise ValueError(f"lr_schedule must be constant or cosine, not {t.lr_schedule!r}")
 
 
-def fit(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_end: EpochCallback | None = None,
-        should_stop: Callable[[], bool] = lambda: False, progress: bool = False, device=None) -> dict:
+def fit(
+    config: RunConfig,
+    data: RunData,
+    run_dir: Path | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: bool = False,
+    device=None,
+) -> dict:
     """Train config on data. Writes metrics.jsonl, best.pt and final.pt into run_dir when given.
 
     Returns the summary: best epoch, per-epoch history, and test metrics of the best and final weights."""
     return train_model(config, data, run_dir, on_epoch_end, should_stop, progress, device)[1]
 
 
-def train_model(config: RunConfig, data: RunData, run_dir: Path | None = None, on_epoch_end: EpochCallback | None = None,
-                should_stop: Callable[[], bool] = lambda: False, progress: bool = False,
-                device=None) -> tuple[DigitClassifier, dict]:
+def train_model(
+    config: RunConfig,
+    data: RunData,
+    run_dir: Path | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: bool = False,
+    device=None,
+) -> tuple[DigitClassifier, dict]:
     """fit(), also returning the final model (in eval mode)."""
     device = device or best_device()
     t = config.train
@@ -148,17 +170,31 @@ def train_model(config: RunConfig, data: RunData, run_dir: Path | None = None, o
         epoch_start = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = epoch_lr(t, epoch)
-        loss = train_one_epoch(model, batches, opt, weight, t.aux_loss_weight, device, should_stop,
-                               on_batch=(lambda i, n: bar.update(1)) if bar else None)
+        loss = train_one_epoch(
+            model,
+            batches,
+            opt,
+            weight,
+            t.aux_loss_weight,
+            device,
+            should_stop,
+            on_batch=(lambda i, n: bar.update(1)) if bar else None,
+        )
         val = evaluate_split(model, data.val, device)
-        row = {"epoch": epoch, "loss": round(loss, 5), "seconds": round(time.perf_counter() - epoch_start, 2),
-               "samples_per_s": round(len(batches) * t.batch_size / (time.perf_counter() - epoch_start), 1),
-               **{f"val_{k}": v for k, v in headline(val).items()}}
+        row = {
+            "epoch": epoch,
+            "loss": round(loss, 5),
+            "seconds": round(time.perf_counter() - epoch_start, 2),
+            "samples_per_s": round(len(batches) * t.batch_size / (time.perf_counter() - epoch_start), 1),
+            **{f"val_{k}": v for k, v in headline(val).items()},
+        }
         score = val["fused"]["macro_f1"] if "fused" in val else next(iter(val.values()))["macro_f1"]
         if score > best_score:
             best_score, best_epoch = score, epoch
             if run_dir:
-                checkpoint.save(run_dir / "best.pt", model, config, data.feature_mean, data.feature_std, {"epoch": epoch, **row})
+                checkpoint.save(
+                    run_dir / "best.pt", model, config, data.feature_mean, data.feature_std, {"epoch": epoch, **row}
+                )
         row["best_epoch"] = best_epoch
         history.append(row)
         if run_dir:
@@ -171,10 +207,18 @@ def train_model(config: RunConfig, data: RunData, run_dir: Path | None = None, o
         bar.close()
     train_seconds = time.perf_counter() - started
     final_test = evaluate_split(model, data.test, device)
-    summary = {"epochs": t.epochs, "best_epoch": best_epoch, "train_seconds": round(train_seconds, 1),
-               "parameters": count_parameters(model), "device": str(device), "final": final_test}
+    summary = {
+        "epochs": t.epochs,
+        "best_epoch": best_epoch,
+        "train_seconds": round(train_seconds, 1),
+        "parameters": count_parameters(model),
+        "device": str(device),
+        "final": final_test,
+    }
     if run_dir:
-        checkpoint.save(run_dir / "final.pt", model, config, data.feature_mean, data.feature_std, {"test": headline(final_test)})
+        checkpoint.save(
+            run_dir / "final.pt", model, config, data.feature_mean, data.feature_std, {"test": headline(final_test)}
+        )
         best_model, _ = checkpoint.load(run_dir / "best.pt", device)
         summary["best"] = evaluate_split(best_model, data.test, device)
     return model.eval(), summary
@@ -189,16 +233,28 @@ def _bar(total: int, enabled: bool):
 
 
 def new_run_id(name: str) -> str:
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{name}-{os.getpid()}"
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{name}-{os.getpid()}"
 
 
-def run(config: RunConfig, root: Path, runs_root: Path, run_id: str | None = None, progress: bool = True,
-        on_epoch_end: EpochCallback | None = None) -> Path:
+def run(
+    config: RunConfig,
+    root: Path,
+    runs_root: Path,
+    run_id: str | None = None,
+    progress: bool = True,
+    on_epoch_end: EpochCallback | None = None,
+) -> Path:
     """A full run in runs_root/<run_id>: status.json tracks running/finished/failed/cancelled."""
     use_all_cores()
     run_dir = claim_run_dir(Path(runs_root) / (run_id or new_run_id(config.name)))  # a reused id is refused
     write_json(run_dir / "config.json", to_dict(config))
-    status = {"state": "running", "pid": os.getpid(), "started": time.time(), "trial": config.name, "phase": "loading data"}
+    status = {
+        "state": "running",
+        "pid": os.getpid(),
+        "started": time.time(),
+        "trial": config.name,
+        "phase": "loading data",
+    }
     stop = {"flag": False}
 
     def on_sigterm(*_):  # stop at once in every phase: data loading and evaluation never look at the flag
@@ -219,7 +275,10 @@ def run(config: RunConfig, root: Path, runs_root: Path, run_id: str | None = Non
         write_json(run_dir / "status.json", {**status, "state": "cancelled", "ended": time.time()})
         raise
     except Exception as exc:
-        write_json(run_dir / "status.json", {**status, "state": "failed", "ended": time.time(), "error": f"{type(exc).__name__}: {exc}"})
+        write_json(
+            run_dir / "status.json",
+            {**status, "state": "failed", "ended": time.time(), "error": f"{type(exc).__name__}: {exc}"},
+        )
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -1,4 +1,5 @@
 """Accuracy, macro-F1 and the confusion matrix over the ten digits, computed by scikit-learn."""
+
 from __future__ import annotations
 
 import numpy as np

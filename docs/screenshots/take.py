@@ -1,4 +1,5 @@
-"""Take the README's screenshots in headless chromium: `python docs/screenshots/take.py URL [WAV]` against a running app."""
+"""The README's screenshots in headless chromium: `python docs/screenshots/take.py URL [WAV]` against a running app."""
+
 from __future__ import annotations
 
 import sys
@@ -10,8 +11,15 @@ OUT = Path(__file__).resolve().parent
 
 
 def main(url: str, wav: str | None = None) -> None:
-    args = ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ]
     if wav:
         args.append(f"--use-file-for-fake-audio-capture={wav}%noloop")
     with sync_playwright() as p:

@@ -1,4 +1,5 @@
 """The app under bad uploads, bad weights and tampered run ids: a clear message, no exception, still serving."""
+
 from __future__ import annotations
 
 import io
@@ -78,9 +79,11 @@ def test_bad_uploads_get_a_clear_message_and_the_page_keeps_working(served, wav_
     clip, _ = sf.read(wav_path, dtype="float32")
     digit = (mnist_test[0][0] * 255).astype(np.uint8)
     at = start()
-    bad_pictures = {"doc.png": (b"%PDF-1.4", "Could not read this file as a picture"),
-                    "dot.png": (png(np.full((1, 1), 255, np.uint8)), "1x1 pixels"),
-                    "white.png": (png(np.full((200, 200), 255, np.uint8)), "blank")}
+    bad_pictures = {
+        "doc.png": (b"%PDF-1.4", "Could not read this file as a picture"),
+        "dot.png": (png(np.full((1, 1), 255, np.uint8)), "1x1 pixels"),
+        "white.png": (png(np.full((200, 200), 255, np.uint8)), "blank"),
+    }
     for name, (data, message) in bad_pictures.items():
         uploader(at, "picture").set_value((name, data, "image/png")).run()
         assert not shown(at) and any(message in e.value for e in at.error), (name, [e.value for e in at.error])
@@ -112,8 +115,10 @@ class Payload:
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_bad_default_weights_say_what_is_wrong(served, monkeypatch, tmp_path):
     marker = tmp_path / "code-ran"
-    cases = {"truncated.pt": (served.read_bytes()[:5000], "truncated or corrupt"),
-             "code.pt": (pickle.dumps(Payload(marker)), "may carry code")}
+    cases = {
+        "truncated.pt": (served.read_bytes()[:5000], "truncated or corrupt"),
+        "code.pt": (pickle.dumps(Payload(marker)), "may carry code"),
+    }
     for name, (data, message) in cases.items():
         (tmp_path / name).write_bytes(data)
         monkeypatch.setenv("DIGITS_WEIGHTS", str(tmp_path / name))
@@ -163,7 +168,9 @@ def test_a_killed_training_shows_as_interrupted(served, tmp_path):
     gone.wait()  # a pid that no longer runs, as after kill -9
     run = tmp_path / "runs" / "20260101-000000-fused-ffffff"
     run.mkdir()
-    (run / "status.json").write_text(f'{{"state": "running", "pid": {gone.pid}, "started": {time.time()}, "trial": "fused"}}')
+    (run / "status.json").write_text(
+        f'{{"state": "running", "pid": {gone.pid}, "started": {time.time()}, "trial": "fused"}}'
+    )
     (run / ".best.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # what a kill during a write leaves
     at = start(watch_run=run.name)
     shown(at)

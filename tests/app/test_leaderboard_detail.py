@@ -1,4 +1,5 @@
-"""The Leaderboard's detail views without a mouse: the board's display text, overlaid curves, a clicked cell's inputs."""
+"""The Leaderboard's details without a mouse: the board's display text, overlaid curves, a clicked cell's inputs."""
+
 from __future__ import annotations
 
 import time
@@ -25,16 +26,22 @@ def test_the_board_shows_a_dash_for_nothing_measured_and_says_when_the_seed_repo
 
 
 def test_overlaid_curves_have_one_line_per_run_with_its_epochs():
-    curves = {"a": [{"epoch": 1, "loss": 2.0, "val_fused_accuracy": 50.0}, {"epoch": 2, "loss": 1.0, "val_fused_accuracy": 80.0}],
-              "b": [{"epoch": 1, "loss": 3.0}]}
+    curves = {
+        "a": [
+            {"epoch": 1, "loss": 2.0, "val_fused_accuracy": 50.0},
+            {"epoch": 2, "loss": 1.0, "val_fused_accuracy": 80.0},
+        ],
+        "b": [{"epoch": 1, "loss": 3.0}],
+    }
     fig = charts.overlay(curves, "val_fused_accuracy", "fused accuracy")
     assert [t.name for t in fig.data] == ["a", "b"]
     assert list(fig.data[0].y) == [50.0, 80.0] and list(fig.data[1].y) == []
 
 
 def _section(weights: str, root: str, cell):
-    import streamlit as st
     from pathlib import Path
+
+    import streamlit as st
 
     from ui import mistakes
 
@@ -52,8 +59,9 @@ def test_a_clicked_cell_shows_its_images_once_the_evaluation_is_done(tiny_run, d
     wrong = matrix.copy()
     wrong[range(10), range(10)] = 0
     truth, predicted = divmod(int(wrong.argmax()), 10)
-    at = AppTest.from_function(_section, args=(str(tiny_run / "final.pt"), str(data_root), (truth, predicted)),
-                               default_timeout=300)
+    at = AppTest.from_function(
+        _section, args=(str(tiny_run / "final.pt"), str(data_root), (truth, predicted)), default_timeout=300
+    )
     at.run()
     deadline = time.monotonic() + 300  # a hang guard: the evaluation runs off the script thread, the page polls it
     while not any(f"{truth} read as {predicted}" in m.value for m in at.markdown) and time.monotonic() < deadline:

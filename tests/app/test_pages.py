@@ -1,4 +1,5 @@
 """AppTest of every page, with and without the datasets, asserting what each page shows."""
+
 from __future__ import annotations
 
 import importlib.abc
@@ -195,8 +196,9 @@ def no_input_device(monkeypatch):
 
     client_ip(monkeypatch, None)
 
-    monkeypatch.setattr(sounddevice, "query_devices", lambda: [{"name": "speakers", "max_input_channels": 0,
-                                                                "max_output_channels": 2}])
+    monkeypatch.setattr(
+        sounddevice, "query_devices", lambda: [{"name": "speakers", "max_input_channels": 0, "max_output_channels": 2}]
+    )
 
 
 def no_audio_system(monkeypatch):
@@ -227,18 +229,26 @@ def visitor_behind_a_proxy(monkeypatch):
     monkeypatch.setattr(type(st.context), "headers", property(lambda self: {"X-Forwarded-For": "203.0.113.9"}))
 
 
-REMOTE = ("The app runs on a server, not on your computer: its microphone is not yours. "
-          "Use the browser recorder above instead.")
+REMOTE = (
+    "The app runs on a server, not on your computer: its microphone is not yours. "
+    "Use the browser recorder above instead."
+)
 
 
-@pytest.mark.parametrize("case, message", [
-    (remote_visitor, REMOTE),
-    (visitor_behind_a_proxy, REMOTE),
-    (no_portaudio, "sounddevice cannot load PortAudio on this computer (PortAudio library not found); "
-                   "install libportaudio2."),
-    (no_audio_system, "PortAudio found no audio system (Error querying device -1)."),
-    (no_input_device, "This computer has no microphone (no audio input device)."),
-], ids=lambda v: v.__name__ if callable(v) else "")
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        (remote_visitor, REMOTE),
+        (visitor_behind_a_proxy, REMOTE),
+        (
+            no_portaudio,
+            "sounddevice cannot load PortAudio on this computer (PortAudio library not found); install libportaudio2.",
+        ),
+        (no_audio_system, "PortAudio found no audio system (Error querying device -1)."),
+        (no_input_device, "This computer has no microphone (no audio input device)."),
+    ],
+    ids=lambda v: v.__name__ if callable(v) else "",
+)
 def test_local_microphone_option_says_why_it_cannot_record(env, monkeypatch, case, message):
     env(None)
     case(monkeypatch)
@@ -257,8 +267,11 @@ def test_local_microphone_records_and_predicts(env, monkeypatch, tiny_weights):
     voice[4000:14000, 0] = speech_like(0.625, rate=16000, seed=5)
     asked = []
     monkeypatch.setattr(sounddevice, "query_devices", lambda: [{"name": "mic", "max_input_channels": 1}])
-    monkeypatch.setattr(sounddevice, "rec", lambda frames, samplerate, channels, dtype: asked.append(
-        (frames, samplerate, channels, dtype)) or voice)
+    monkeypatch.setattr(
+        sounddevice,
+        "rec",
+        lambda frames, samplerate, channels, dtype: asked.append((frames, samplerate, channels, dtype)) or voice,
+    )
     monkeypatch.setattr(sounddevice, "wait", lambda: None)
     at = app()
     expander = next(e for e in at.expander if "this computer" in e.label)
@@ -324,7 +337,9 @@ def test_leaderboard_rows_and_table2(env, data_root, tiny_run):
     import json
 
     summary = json.loads((run / "summary.json").read_text())
-    assert row["status"] == "finished" and row["F1 fused"] == pytest.approx(summary["final"]["fused"]["macro_f1"], abs=0.01)
+    assert row["status"] == "finished" and row["F1 fused"] == pytest.approx(
+        summary["final"]["fused"]["macro_f1"], abs=0.01
+    )
     assert board.set_index("entry").loc["try10", "seed F1 (final)"] == 99.8
     table2 = frame(at, "accuracy (%)")
     assert len(table2) == 8 and table2["accuracy (%)"].max() == 99.76
@@ -336,9 +351,13 @@ def test_training_form_refuses_a_second_training(env, data_root):
     busy = runs / "20260101-000000-fused-bbbbbb"
     busy.mkdir()
     # A stand-in for a live training process: core.runs looks for `-m core.train --run-id <run>` on its command line.
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "core.train", "--run-id", busy.name])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "-m", "core.train", "--run-id", busy.name]
+    )
     try:
-        write_json(busy / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(), "trial": "fused"})
+        write_json(
+            busy / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(), "trial": "fused"}
+        )
         write_json(busy / "config.json", {"name": "fused", "train": {"epochs": 4}})
         at = app()
         assert any("Training fused: epoch 0 of 4" in p.proto.text for p in at.get("progress"))
@@ -376,10 +395,23 @@ def test_training_form_starts_what_it_shows_and_cancel_ends_it(env, data_root):
     runs = env(data_root)
     at = app()
     # Every field away from its default, and lr and dropout both valid in either's place.
-    form = {"trial": "try9", "epochs": 30, "batch_size": 128, "lr": 0.002, "dropout": 0.05, "train_fraction": 0.05,
-            "seed": 7}
-    labels = {"epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate", "dropout": "Dropout",
-              "train_fraction": "Fraction of the training data", "seed": "Seed"}
+    form = {
+        "trial": "try9",
+        "epochs": 30,
+        "batch_size": 128,
+        "lr": 0.002,
+        "dropout": 0.05,
+        "train_fraction": 0.05,
+        "seed": 7,
+    }
+    labels = {
+        "epochs": "Epochs",
+        "batch_size": "Batch size",
+        "lr": "Learning rate",
+        "dropout": "Dropout",
+        "train_fraction": "Fraction of the training data",
+        "seed": "Seed",
+    }
     widgets = [*at.sidebar.number_input, *at.sidebar.select_slider, *at.sidebar.slider]
     at.sidebar.selectbox(key="train_trial").set_value(form["trial"])
     for field, label in labels.items():
@@ -392,8 +424,9 @@ def test_training_form_starts_what_it_shows_and_cancel_ends_it(env, data_root):
         wait_for(lambda: sigterm_handled(pid) or not pid_alive(pid), "the training to start")
         config = json.loads((run_dir / "config.json").read_text())  # what the spawned training really runs
         assert config["name"] == form["trial"] and config["model"]["dropout"] == form["dropout"]
-        assert {k: config["train"][k] for k in ("epochs", "batch_size", "lr", "train_fraction", "seed")} == \
-            {k: form[k] for k in ("epochs", "batch_size", "lr", "train_fraction", "seed")}
+        assert {k: config["train"][k] for k in ("epochs", "batch_size", "lr", "train_fraction", "seed")} == {
+            k: form[k] for k in ("epochs", "batch_size", "lr", "train_fraction", "seed")
+        }
         assert run_info(run_dir.name).state == "running", (run_dir / "train.log").read_text()[-2000:]
         at.button(key="cancel_training").click().run()
         assert any(i.value == "Cancelling…" for i in at.sidebar.info)
@@ -456,8 +489,14 @@ def test_an_unsure_voice_shows_its_two_best_guesses(env, monkeypatch, tiny_weigh
 
     model, ckpt = load(tiny_weights)
     unsure = tmp_path / "unsure.pt"  # a threshold no reading reaches: every voice is unclear to this model
-    save(unsure, model, ckpt["run_config"], ckpt["feature_stats"]["mean"], ckpt["feature_stats"]["std"],
-         calibration={"audio_unsure_below": 1.0})
+    save(
+        unsure,
+        model,
+        ckpt["run_config"],
+        ckpt["feature_stats"]["mean"],
+        ckpt["feature_stats"]["std"],
+        calibration={"audio_unsure_below": 1.0},
+    )
     monkeypatch.setenv("DIGITS_WEIGHTS", str(unsure))
     env(None)
     audio = (speech_like(0.6, seed=3), 8000)

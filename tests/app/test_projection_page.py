@@ -1,4 +1,5 @@
 """The Explore page with the shared projection queue (AppTest): place in line, cancel, a full queue, then the plot."""
+
 from __future__ import annotations
 
 import threading
@@ -113,8 +114,9 @@ def test_a_visitor_at_their_bound_can_cancel_their_other_projections(queue):
     assert any("most one visitor may queue" in t for t in texts(at.warning)), texts(at.warning)
     session = at.session_state["projection_session"]
     assert [r.perplexity for r, _ in q.jobs_of(session)] == [30.0, 20.0]
-    assert any("t-SNE (perplexity 30) in 2D of 300 image embeddings (test split): 1st in line" in c.value
-               for c in at.caption)
+    assert any(
+        "t-SNE (perplexity 30) in 2D of 300 image embeddings (test split): 1st in line" in c.value for c in at.caption
+    )
     cancels = [b for b in at.button if b.label == "Cancel"]
     assert len(cancels) == 2  # one per waiting projection of this visitor
     cancels[0].click().run()

@@ -1,4 +1,5 @@
 """The pages/ folder under st.navigation: the private switch ui.page_setup turns, pinned to the checked version."""
+
 from __future__ import annotations
 
 import streamlit

@@ -1,5 +1,6 @@
 """Fuzz: 520 malformed run folders in one runs/; every page and the sidebar render with zero exceptions, each bad run
 is listed once as "unreadable (why)", and no pid read from them is ever signalled."""
+
 from __future__ import annotations
 
 import copy
@@ -25,16 +26,39 @@ PAGES = ["pages/draw_and_speak.py", "pages/embeddings.py", "pages/leaderboard.py
 N_MALFORMED = 520
 FILES = ("status.json", "config.json", "summary.json", "metrics.jsonl", "launch.json")
 
-HEAD = {"accuracy": 91.5, "macro_f1": 90.25, "n": 300, "confusion": [[3 if i == j else 0 for j in range(10)] for i in range(10)]}
+HEAD = {
+    "accuracy": 91.5,
+    "macro_f1": 90.25,
+    "n": 300,
+    "confusion": [[3 if i == j else 0 for j in range(10)] for i in range(10)],
+}
 GOOD = {
-    "status.json": {"state": "finished", "pid": 4242, "started": 1.7e9, "ended": 1.7e9 + 60, "trial": "fused",
-                    "phase": "training"},
-    "config.json": {"name": "fused", "train": {"epochs": 2, "batch_size": 32, "lr": 0.001, "seed": 0, "train_fraction": 0.1},
-                    "model": {"dropout": 0.3}},
-    "summary.json": {"epochs": 2, "best_epoch": 2, "train_seconds": 12.5, "parameters": 1000, "device": "cpu",
-                     "final": {"fused": HEAD, "image": HEAD, "audio": HEAD}, "best": {"fused": HEAD}},
-    "metrics.jsonl": [{"epoch": 1, "loss": 1.5, "seconds": 6.0, "val_fused_macro_f1": 80.0},
-                      {"epoch": 2, "loss": 0.7, "seconds": 6.1, "val_fused_macro_f1": 90.0}],
+    "status.json": {
+        "state": "finished",
+        "pid": 4242,
+        "started": 1.7e9,
+        "ended": 1.7e9 + 60,
+        "trial": "fused",
+        "phase": "training",
+    },
+    "config.json": {
+        "name": "fused",
+        "train": {"epochs": 2, "batch_size": 32, "lr": 0.001, "seed": 0, "train_fraction": 0.1},
+        "model": {"dropout": 0.3},
+    },
+    "summary.json": {
+        "epochs": 2,
+        "best_epoch": 2,
+        "train_seconds": 12.5,
+        "parameters": 1000,
+        "device": "cpu",
+        "final": {"fused": HEAD, "image": HEAD, "audio": HEAD},
+        "best": {"fused": HEAD},
+    },
+    "metrics.jsonl": [
+        {"epoch": 1, "loss": 1.5, "seconds": 6.0, "val_fused_macro_f1": 80.0},
+        {"epoch": 2, "loss": 0.7, "seconds": 6.1, "val_fused_macro_f1": 90.0},
+    ],
     "launch.json": {"requested": 1.7e9, "owner": "0" * 64},
 }
 # (file, path inside it, values that break it); None as the last path part: delete that key.
@@ -46,7 +70,8 @@ BAD_FIELDS = [
     ("status.json", ["trial"], [["fused"], 5, {"a": 1}, True]),
     ("status.json", ["error"], [5, ["x"], {}, None, False]),
     ("status.json", ["phase"], [5, "x" * 100, []]),
-    ("status.json", ["state", None], [None]), ("status.json", ["started", None], [None]),
+    ("status.json", ["state", None], [None]),
+    ("status.json", ["started", None], [None]),
     ("config.json", ["name"], [None, 5, [], "x" * 300]),
     ("config.json", ["train"], [[], "x", None, 5]),
     ("config.json", ["train", "epochs"], ["3", 0, -1, 1.5, None, 10**400]),
@@ -59,15 +84,29 @@ BAD_FIELDS = [
     ("summary.json", ["final", "fused"], [[], 5, "x", None]),
     ("summary.json", ["final", "fused", "macro_f1"], [None, "99", 101, -1, []]),
     ("summary.json", ["final", "image", "accuracy"], [None, "x", 1000]),
-    ("summary.json", ["final", "audio", "confusion"], [[[1]], "x", [[0] * 10] * 9, [["a"] * 10] * 10, [[-1] * 10] * 10]),
+    (
+        "summary.json",
+        ["final", "audio", "confusion"],
+        [[[1]], "x", [[0] * 10] * 9, [["a"] * 10] * 10, [[-1] * 10] * 10],
+    ),
     ("summary.json", ["best", "fused"], ["x", []]),
     ("summary.json", ["train_seconds"], ["x", -1, []]),
     ("summary.json", ["final", "fused", "macro_f1", None], [None]),
     ("launch.json", ["owner"], ["abc", 5, "G" * 64, []]),
     ("launch.json", ["requested"], ["x", None, -3]),
 ]
-BAD_ROWS = [[], "x", 5, None, {"epoch": "1", "loss": 1.0}, {"epoch": 0, "loss": 1.0}, {"loss": 1.0}, {"epoch": 1},
-            {"epoch": 1, "loss": "x"}, {"epoch": 1, "loss": 1.0, "val_x": "y"}]
+BAD_ROWS = [
+    [],
+    "x",
+    5,
+    None,
+    {"epoch": "1", "loss": 1.0},
+    {"epoch": 0, "loss": 1.0},
+    {"loss": 1.0},
+    {"epoch": 1},
+    {"epoch": 1, "loss": "x"},
+    {"epoch": 1, "loss": 1.0, "val_x": "y"},
+]
 
 
 def _text(name: str, data) -> str:
@@ -96,8 +135,25 @@ def _corrupt(rng: random.Random, run: Path, fifo_ok: bool) -> str:
     name = rng.choice(FILES)
     path = run / name
     path.unlink()  # every way below makes the file anew
-    kind = rng.choice(["field", "field", "field", "type", "truncate", "encoding", "folder", "symlink", "huge",
-                       "nested", "bigint", "nan", "empty", "missing", "rows"])
+    kind = rng.choice(
+        [
+            "field",
+            "field",
+            "field",
+            "type",
+            "truncate",
+            "encoding",
+            "folder",
+            "symlink",
+            "huge",
+            "nested",
+            "bigint",
+            "nan",
+            "empty",
+            "missing",
+            "rows",
+        ]
+    )
     good = _text(name, GOOD[name])
     if kind == "field":
         name, where, values = rng.choice(BAD_FIELDS)
@@ -107,15 +163,23 @@ def _corrupt(rng: random.Random, run: Path, fifo_ok: bool) -> str:
         path = run / name
         path.write_text(_text(name, data))
     elif kind == "type":
-        path.write_text(json.dumps(rng.choice(["x", 5, 1.5, [1, 2], None, True, [], ""])) + ("\n" if name.endswith("l") else ""))
+        path.write_text(
+            json.dumps(rng.choice(["x", 5, 1.5, [1, 2], None, True, [], ""])) + ("\n" if name.endswith("l") else "")
+        )
         if name.endswith(".jsonl"):  # a line that is a value but not a row
             path.write_text('"x"\n5\n')
     elif kind == "truncate":
         cut = rng.randrange(1, len(good) - 2)
-        path.write_text(good[:cut] if not good[:cut].endswith("\n") else good[:cut - 1])  # whole lines would be valid
+        path.write_text(good[:cut] if not good[:cut].endswith("\n") else good[: cut - 1])  # whole lines would be valid
     elif kind == "encoding":
-        raw = rng.choice([good.encode("utf-16"), good.encode() + b"\xff\xfe", b"\x80" + good.encode(),
-                          good.replace('"', '"\xe9', 1).encode("latin-1")])
+        raw = rng.choice(
+            [
+                good.encode("utf-16"),
+                good.encode() + b"\xff\xfe",
+                b"\x80" + good.encode(),
+                good.replace('"', '"\xe9', 1).encode("latin-1"),
+            ]
+        )
         path.write_bytes(raw)
     elif kind == "folder":
         path.mkdir()
@@ -137,7 +201,9 @@ def _corrupt(rng: random.Random, run: Path, fifo_ok: bool) -> str:
     elif kind == "nan":
         path.write_text(good)
         name = "status.json"
-        (run / name).write_text(_text(name, GOOD[name]).replace("1700000000.0", rng.choice(["NaN", "Infinity", "1e999"]), 1))
+        (run / name).write_text(
+            _text(name, GOOD[name]).replace("1700000000.0", rng.choice(["NaN", "Infinity", "1e999"]), 1)
+        )
     elif kind == "empty":
         path.write_text("" if not name.endswith(".jsonl") else "\n")
     elif kind == "missing":
@@ -187,7 +253,9 @@ def fuzz_runs(tmp_path_factory):
     for pid in (p for p in (os.getpid(), 2, sleeper.pid, os.getppid()) if psutil.pid_exists(p)):
         run = root / f"20260103-000000-fused-p{pid}"
         run.mkdir()
-        (run / "status.json").write_text(json.dumps({"state": "running", "pid": pid, "started": time.time(), "trial": "fused"}))
+        (run / "status.json").write_text(
+            json.dumps({"state": "running", "pid": pid, "started": time.time(), "trial": "fused"})
+        )
         foreign[run.name] = pid
     # Not runs at all: skipped without a row.
     (root / "20260104-a-file").write_text("{}")
@@ -213,8 +281,13 @@ def test_every_malformed_run_is_one_unreadable_entry(fuzz_runs):
 def test_no_pid_from_a_file_is_ever_signalled(fuzz_runs, monkeypatch):
     root, broken, foreign = fuzz_runs
     calls = []
-    for owner, name in ((psutil.Process, "send_signal"), (psutil.Process, "terminate"), (psutil.Process, "kill"),
-                        (os, "kill"), (os, "waitpid")):
+    for owner, name in (
+        (psutil.Process, "send_signal"),
+        (psutil.Process, "terminate"),
+        (psutil.Process, "kill"),
+        (os, "kill"),
+        (os, "waitpid"),
+    ):
         monkeypatch.setattr(owner, name, lambda *a, _n=name, **k: calls.append((_n, a)))
     for run in list_runs(root):
         assert cancel(run.run_id, root) is False

@@ -1,4 +1,5 @@
 """Real browser (Debian's chromium via Playwright): draw with the mouse, speak through the fake microphone."""
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,23 @@ def fake_mic_clip(predictor: Predictor, data_root: Path, tmp: Path) -> tuple[Pat
     best = None
     for name in ["3_jackson_0.wav", "5_theo_1.wav", "0_george_2.wav", "8_nicolas_0.wav", "6_lucas_3.wav"]:
         out = tmp / f"16k_{name}"
-        subprocess.run(["sox", str(data_root / "fsdd" / "recordings" / name), "-r", "16000", "-b", "16", "-c", "1",
-                        str(out), "pad", "0.6", "0.9"], check=True)
+        subprocess.run(
+            [
+                "sox",
+                str(data_root / "fsdd" / "recordings" / name),
+                "-r",
+                "16000",
+                "-b",
+                "16",
+                "-c",
+                "1",
+                str(out),
+                "pad",
+                "0.6",
+                "0.9",
+            ],
+            check=True,
+        )
         samples, rate = sf.read(out, dtype="float32")
         r = predictor.predict(audio=(samples, rate))
         if best is None or r.confidence > best[2]:
@@ -60,8 +76,10 @@ def metric(page, label: str, timeout: float = 60_000) -> str:
 def card(page, head: str) -> tuple[str, str]:
     """(digit, "NN% sure") as a prediction card shows them."""
     box = page.locator('[data-testid="stMetric"]', has_text=f"{head.capitalize()} prediction")
-    return (box.locator('[data-testid="stMetricValue"]').inner_text().strip(),
-            box.locator('[data-testid="stMetricDelta"]').inner_text().strip())
+    return (
+        box.locator('[data-testid="stMetricValue"]').inner_text().strip(),
+        box.locator('[data-testid="stMetricDelta"]').inner_text().strip(),
+    )
 
 
 def recorded_wav(page) -> bytes:
@@ -89,7 +107,8 @@ def wait_until(condition, message: str, timeout_s: float = 60) -> None:
 def canvas_pixels(page) -> np.ndarray:
     """What the canvas holds: its layers (background, drawing) read back from the browser and overlaid."""
     urls = page.locator('[data-testid="stMain"] canvas').evaluate_all(
-        "cs => cs.filter(c => c.width > 100).map(c => c.toDataURL('image/png'))")
+        "cs => cs.filter(c => c.width > 100).map(c => c.toDataURL('image/png'))"
+    )
     layers = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).convert("RGB")) for u in urls]
     return np.max(np.stack([layer for layer in layers if layer.shape == layers[0].shape]), axis=0)
 
@@ -101,10 +120,19 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
     predictor = Predictor.load(weights)
     wav, expected_audio = fake_mic_clip(predictor, data_root, tmp)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}%noloop", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
             page.goto(url, timeout=120_000)
@@ -136,14 +164,20 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
             for head in ("fused", "image", "audio"):
                 (first, p1), (second, p2) = expected.top(head)
                 unsure = head == "audio" and expected.audio_unsure  # the card then names its two best guesses
-                shown = (f"{first} or {second}", f"{p1:.0%} / {p2:.0%}, unsure") if unsure else (str(first), f"{p1:.0%} sure")
+                shown = (
+                    (f"{first} or {second}", f"{p1:.0%} / {p2:.0%}, unsure")
+                    if unsure
+                    else (str(first), f"{p1:.0%} sure")
+                )
                 assert card(page, head) == shown, head
 
             # An example replaces the drawing and the recording: the canvas empties, and all three cards stay.
             page.get_by_role("button", name="Try an example from the test set").click()
             wait_until(lambda: canvas_pixels(page).max() == 0, "the canvas was not emptied by the example")
-            wait_until(lambda: page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').count() == 1,
-                       "the recording was not replaced by the example")
+            wait_until(
+                lambda: page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').count() == 1,
+                "the recording was not replaced by the example",
+            )
             for head in ("Fused", "Image", "Audio"):
                 metric(page, f"{head} prediction")
             # Clear drawing drops the example's digit too: the voice's card alone is left.

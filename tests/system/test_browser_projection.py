@@ -1,5 +1,6 @@
 """Real browser: the Explore page shows a picture at once and polls the projection queue by itself until the result
 replaces it; a second visitor asking for the same projection gets the finished one."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,12 @@ def server(request, data_root, tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.fail("the browser test needs /usr/bin/chromium (scripts/setup --dev installs it)")
     weights = paths.DEFAULT_WEIGHTS if paths.DEFAULT_WEIGHTS.is_file() else request.getfixturevalue("tiny_weights")
-    env = {"DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root),
-           "DIGITS_RUNS_DIR": str(tmp_path_factory.mktemp("runs")), "DIGITS_PROJECTION_WORKERS": "1"}
+    env = {
+        "DIGITS_WEIGHTS": str(weights),
+        "DIGITS_DATA_DIR": str(data_root),
+        "DIGITS_RUNS_DIR": str(tmp_path_factory.mktemp("runs")),
+        "DIGITS_PROJECTION_WORKERS": "1",
+    }
     with streamlit_server(env) as url:
         yield url
 

@@ -1,5 +1,6 @@
 """Evaluation conditions: voices shifted toward women's and children's ranges, rooms; the serving path
 without training tools; a browser recording read as the same clip read directly."""
+
 from __future__ import annotations
 
 import io
@@ -12,9 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.features import audio
-from core.features import conditions
-
+from core.features import audio, conditions
 from tests.helpers import REPO
 
 
@@ -30,7 +29,9 @@ def default_predictor(request):
 def _median_pitch(samples: np.ndarray, rate: int) -> float:
     import parselmouth
 
-    pitch = parselmouth.Sound(samples.astype(np.float64), sampling_frequency=rate).to_pitch(pitch_floor=60, pitch_ceiling=600)
+    pitch = parselmouth.Sound(samples.astype(np.float64), sampling_frequency=rate).to_pitch(
+        pitch_floor=60, pitch_ceiling=600
+    )
     f0 = pitch.selected_array["frequency"]
     return float(np.median(f0[f0 > 0]))
 
@@ -45,8 +46,12 @@ def test_voice_shift_raises_pitch_to_its_target_and_keeps_the_duration(wav_path,
     assert before < 160  # FSDD's jackson: an adult man
     assert after == pytest.approx(shift.pitch_hz, rel=0.15)
     # Formants move up too: the spectral centroid of the shifted voice is higher.
-    centroid = [float((np.abs(np.fft.rfft(x)) * np.arange(len(x) // 2 + 1)).sum() / np.abs(np.fft.rfft(x)).sum() / len(x) * rate)
-                for x in (samples, shifted)]
+    centroid = [
+        float(
+            (np.abs(np.fft.rfft(x)) * np.arange(len(x) // 2 + 1)).sum() / np.abs(np.fft.rfft(x)).sum() / len(x) * rate
+        )
+        for x in (samples, shifted)
+    ]
     assert centroid[1] > centroid[0] * (1 + (shift.formant_ratio - 1) / 2)
 
 
@@ -55,13 +60,15 @@ def test_room_adds_a_reverberant_tail_and_noise_at_its_snr(wav_path):
     room = conditions.ROOMS["noisy-room"]
     wet = conditions.apply(samples, rate, "noisy-room", seed=3)
     assert len(wet) > len(samples)  # the tail rings on after the word
-    tail = wet[len(samples):]
+    tail = wet[len(samples) :]
     assert np.sqrt(np.mean(tail**2)) > 0.01 * np.sqrt(np.mean(samples**2))
     again = conditions.apply(samples, rate, "noisy-room", seed=3)
     assert np.array_equal(wet, again)  # seeded: every evaluation hears the same room
     # Noise at the room's SNR: before the word starts, the recording holds only the room's noise.
     lead = int(np.argmax(np.abs(samples) > 0.05 * np.abs(samples).max()))
-    noise_db = 10 * np.log10(np.mean(wet[: max(lead, 200)].astype(np.float64) ** 2) / np.mean(wet.astype(np.float64) ** 2))
+    noise_db = 10 * np.log10(
+        np.mean(wet[: max(lead, 200)].astype(np.float64) ** 2) / np.mean(wet.astype(np.float64) ** 2)
+    )
     assert -room.snr_db - 6 < noise_db < -room.snr_db + 3
 
 
@@ -92,17 +99,41 @@ def test_evaluation_embeddings_and_prediction_need_no_espeak(tiny_weights, data_
 
     for bank in paths.feature_cache_dir().glob("fsdd_*.npz"):  # FSDD's own features may be reused; voices may not
         (cache / bank.name).symlink_to(bank)
-    env = {**os.environ, "PATH": str(bin_dir), "DIGITS_CACHE_DIR": str(cache),
-           "DIGITS_DATA_DIR": str(data_root), "DIGITS_THREADS": "1"}
-    probe = subprocess.run([sys.executable, "-c", "import shutil; print(shutil.which('espeak-ng'))"], env=env,
-                           capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PATH": str(bin_dir),
+        "DIGITS_CACHE_DIR": str(cache),
+        "DIGITS_DATA_DIR": str(data_root),
+        "DIGITS_THREADS": "1",
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", "import shutil; print(shutil.which('espeak-ng'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() == "None"
     commands = [
         ["-m", "core.evaluate", "--weights", str(tiny_weights), "--conditions", "--json"],
-        ["-m", "core.embeddings", "--weights", str(tiny_weights), "--encoder", "audio", "--method", "pca",
-         "--n", "200", "--out", str(tmp_path / "audio.csv")],
-        ["-c", f"from core.predict import Predictor; p = Predictor.load({str(tiny_weights)!r}); "
-               f"print(p.predict(audio=open({str(data_root / 'fsdd/recordings/3_theo_2.wav')!r}, 'rb').read()).digit)"],
+        [
+            "-m",
+            "core.embeddings",
+            "--weights",
+            str(tiny_weights),
+            "--encoder",
+            "audio",
+            "--method",
+            "pca",
+            "--n",
+            "200",
+            "--out",
+            str(tmp_path / "audio.csv"),
+        ],
+        [
+            "-c",
+            f"from core.predict import Predictor; p = Predictor.load({str(tiny_weights)!r}); "
+            f"print(p.predict(audio=open({str(data_root / 'fsdd/recordings/3_theo_2.wav')!r}, 'rb').read()).digit)",
+        ],
     ]
     for args in commands:
         done = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -1,4 +1,5 @@
 """Faults: kill -9 mid-training and mid-write, run ids that try to leave runs/, and a second training at once."""
+
 import hashlib
 import json
 import math
@@ -14,18 +15,45 @@ import psutil
 import pytest
 
 from core import paths
-from core.model import checkpoint
 from core.errors import CheckpointError, DigitsError
 from core.io import atomic_write
 from core.limits import TRAIN_BOUNDS
+from core.model import checkpoint
 from core.runs.listing import InvalidRunId, active_training, list_runs, run_info, safe_run_dir
-from core.runs.store import TRAINING_WAIT_POLICY_ENV, InvalidTrainRequest, TrainingBusy, TrainRequest, cancel, pid_alive, start_training, weights_of
-
+from core.runs.store import (
+    TRAINING_WAIT_POLICY_ENV,
+    InvalidTrainRequest,
+    TrainingBusy,
+    TrainRequest,
+    cancel,
+    pid_alive,
+    start_training,
+    weights_of,
+)
 from tests.helpers import REPO
+
 # The smallest training the form allows: 1% of MNIST (550 pairs); 30 epochs so it cannot finish before the kill.
 TINY = TrainRequest(trial="fused", epochs=30, batch_size=64, train_fraction=0.01)
-BAD_IDS = ["../x", "..", ".", "", "/etc", "/etc/passwd", "a/b", "..\\x", "x/../..", "~root", " x", "x\n", "x\0",
-           "-rf", ".hidden", "a" * 97, None, 5]
+BAD_IDS = [
+    "../x",
+    "..",
+    ".",
+    "",
+    "/etc",
+    "/etc/passwd",
+    "a/b",
+    "..\\x",
+    "x/../..",
+    "~root",
+    " x",
+    "x\n",
+    "x\0",
+    "-rf",
+    ".hidden",
+    "a" * 97,
+    None,
+    5,
+]
 
 
 def _served_weights() -> dict[str, str]:
@@ -154,8 +182,18 @@ def test_a_symlinked_run_cannot_point_outside(tmp_path):
     assert list_runs(runs) == []  # the sidebar's list skips it instead of failing for everyone
 
 
-@pytest.mark.parametrize("field,value", [("trial", "../../etc"), ("epochs", 0), ("epochs", 31), ("lr", float("nan")),
-                                         ("batch_size", 10**6), ("train_fraction", 0.0), ("dropout", 1.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("trial", "../../etc"),
+        ("epochs", 0),
+        ("epochs", 31),
+        ("lr", float("nan")),
+        ("batch_size", 10**6),
+        ("train_fraction", 0.0),
+        ("dropout", 1.0),
+    ],
+)
 def test_form_values_outside_the_bounds_are_refused(tmp_path, field, value):
     from dataclasses import replace
 
@@ -178,7 +216,9 @@ def test_the_exact_bounds_are_accepted_and_the_next_value_out_refused(field):
             replace(TINY, **{field: value}).validate()
 
 
-@pytest.mark.parametrize("field,value", [("epochs", 2.5), ("epochs", True), ("seed", 1.5), ("lr", True), ("dropout", "0.3")])
+@pytest.mark.parametrize(
+    "field,value", [("epochs", 2.5), ("epochs", True), ("seed", 1.5), ("lr", True), ("dropout", "0.3")]
+)
 def test_a_value_of_the_wrong_kind_is_refused_even_inside_the_bounds(field, value):
     from dataclasses import replace
 
@@ -212,8 +252,9 @@ def test_two_simultaneous_starts_launch_one_training(tmp_path, data_root):
 
 
 @pytest.mark.parametrize("callers_policy, expected", [("", None), ("ACTIVE", "ACTIVE"), (None, "PASSIVE")])
-def test_a_training_gets_the_openmp_wait_policy_the_user_chose(tmp_path, data_root, monkeypatch, callers_policy,
-                                                                 expected):
+def test_a_training_gets_the_openmp_wait_policy_the_user_chose(
+    tmp_path, data_root, monkeypatch, callers_policy, expected
+):
     # scripts/app makes the app's own OpenMP threads sleep while they wait and records the caller's policy; a
     # training the app starts gets the caller's policy back (OpenMP's default when none: spinning trains faster).
     # Without scripts/app (None), the policy in the environment is the user's own and is kept.

@@ -1,4 +1,5 @@
 """Eight sessions predicting at once through one shared Predictor, as st.cache_resource shares it."""
+
 import threading
 import time
 
@@ -41,7 +42,7 @@ def test_eight_concurrent_sessions_match_one_session(predictor, inputs, capsys):
             t = time.perf_counter()
             try:
                 results[k, int(i)] = _outcome(predictor.predict(image=inputs[i][0], audio=inputs[i][1]))
-            except Exception as exc:  # noqa: BLE001 - any error is a failure, reported below
+            except Exception as exc:
                 errors.append(f"session {k}, input {i}: {type(exc).__name__}: {exc}")
             latencies.append(time.perf_counter() - t)
 
@@ -61,5 +62,7 @@ def test_eight_concurrent_sessions_match_one_session(predictor, inputs, capsys):
             np.testing.assert_allclose(p, sequential[i][2][name], atol=1e-6, err_msg=f"session {k}, input {i}")
     p50, p95 = np.percentile(latencies, [50, 95]) * 1000
     with capsys.disabled():
-        print(f"\n[load] {SESSIONS} sessions x {PREDICTIONS} predictions (image + uploaded WAV): "
-              f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, {len(latencies) / wall:.1f} predictions/s")
+        print(
+            f"\n[load] {SESSIONS} sessions x {PREDICTIONS} predictions (image + uploaded WAV): "
+            f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, {len(latencies) / wall:.1f} predictions/s"
+        )

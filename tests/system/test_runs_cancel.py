@@ -2,6 +2,7 @@
 
 Each training is frozen (SIGSTOP) the moment it is seen in the phase, cancelled, then let go, so the cancel lands in
 that phase however fast the machine is. How quickly it acts is measured by bench/bench_cancel.py, not here."""
+
 from __future__ import annotations
 
 import json

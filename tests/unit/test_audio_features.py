@@ -1,4 +1,5 @@
-"""The audio features' values: MFCC 1-12 and log energy per frame, the 1 s window, standardisation, and serving = training."""
+"""The audio features: MFCC 1-12 and log energy per frame, the 1 s window, standardisation, serving = training."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,9 @@ def test_features_are_mfcc_1_to_12_then_the_log_energy_of_39_frames(window):
     features = audio.mfcc_features(window)
     assert features.shape == (39, 13) and features.dtype == np.float32
     # librosa's own route from the waveform: 50 ms Hann frames every 25 ms, all inside the window, 40 mel bands.
-    mfcc = librosa.feature.mfcc(y=window, sr=RATE, n_mfcc=13, n_fft=400, hop_length=200, win_length=400,
-                                center=False, n_mels=40, fmax=RATE / 2)
+    mfcc = librosa.feature.mfcc(
+        y=window, sr=RATE, n_mfcc=13, n_fft=400, hop_length=200, win_length=400, center=False, n_mels=40, fmax=RATE / 2
+    )
     assert np.allclose(features[:, :12], mfcc[1:].T, atol=1e-3)
     frames = np.stack([window[i * 200 : i * 200 + 400] for i in range(39)]).astype(np.float64)
     assert np.allclose(features[:, 12], np.log((frames**2).sum(axis=1) + 1e-10), atol=1e-4)

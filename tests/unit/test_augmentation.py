@@ -1,4 +1,5 @@
 """The audio augmentations do what their names say: speed, shift, gain, noise at an SNR, warp and mean-filled masks."""
+
 from __future__ import annotations
 
 from dataclasses import replace

@@ -1,13 +1,14 @@
 """Temperature scaling, calibration error, the unsure threshold and product-of-experts fusion."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
+from core.errors import CheckpointError
 from core.model import calibration as C
 from core.model.checkpoint import check_calibration, load, save
-from core.errors import CheckpointError
 
 
 def _sampled(temperature: float, n: int = 20000, seed: int = 0):
@@ -72,14 +73,17 @@ def test_product_of_experts_lets_the_surer_head_win():
     assert C.product_of_experts(clear_seven, unsure_one).sum() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"temperature": {"audio": 0.0}}, "audio temperature"),
-    ({"temperature": {"audio": float("nan")}}, "audio temperature"),
-    ({"temperature": {"voice": 1.0}}, "fused/image/audio"),
-    ({"audio_unsure_below": 1.5}, "probability"),
-    ({"fusion": "vote"}, "fusion must be"),
-    ([1, 2], "not a dictionary"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"temperature": {"audio": 0.0}}, "audio temperature"),
+        ({"temperature": {"audio": float("nan")}}, "audio temperature"),
+        ({"temperature": {"voice": 1.0}}, "fused/image/audio"),
+        ({"audio_unsure_below": 1.5}, "probability"),
+        ({"fusion": "vote"}, "fusion must be"),
+        ([1, 2], "not a dictionary"),
+    ],
+)
 def test_malformed_calibration_is_refused(bad, message):
     with pytest.raises(CheckpointError, match=message):
         check_calibration(bad)
@@ -91,8 +95,11 @@ def test_calibration_round_trips_and_the_predictor_applies_it(tiny_weights, tmp_
     model, ckpt = load(tiny_weights)
     stats = ckpt["feature_stats"]
     path = tmp_path / "calibrated.pt"
-    calibration = {"temperature": {"image": 2.0, "audio": 3.0, "fused": 1.5}, "audio_unsure_below": 0.99,
-                   "fusion": "product"}
+    calibration = {
+        "temperature": {"image": 2.0, "audio": 3.0, "fused": 1.5},
+        "audio_unsure_below": 0.99,
+        "fusion": "product",
+    }
     save(path, model, ckpt["run_config"], stats["mean"], stats["std"], calibration=calibration)
     plain, calibrated = Predictor.load(tiny_weights), Predictor.load(path)
     assert calibrated.calibration["temperature"] == calibration["temperature"]
@@ -138,7 +145,7 @@ def test_a_finished_run_carries_reliability_bins_to_the_leaderboard(tiny_run, tm
     runs = tmp_path / "runs"
     shutil.copytree(tiny_run, runs / "tiny")
     summary = json.loads((tiny_run / "summary.json").read_text())
-    for head, figures in summary["final"].items():
+    for figures in summary["final"].values():
         bins = figures["reliability"]
         assert sum(bins["count"]) == figures["n"] and len(bins["count"]) == C.ECE_BINS
     (entry,) = [e for e in entries(tmp_path / "no-results", runs) if e.run_id == "tiny"]

@@ -1,4 +1,5 @@
 """Bad weights files: truncated, another architecture, or a pickle carrying code; refused, nothing executed."""
+
 import io
 import pickle
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.model import checkpoint
 from core.config import to_dict
 from core.errors import CheckpointError
+from core.model import checkpoint
 from core.model.nets import DigitClassifier
 from core.predict import Predictor
 from core.trials import TRIALS

@@ -1,4 +1,5 @@
 """MNIST and FSDD loading, pairing, and the data-dir resolution order."""
+
 import gzip
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_parse_idx_round_trip_and_errors():
 def test_load_mnist_test_split(mnist_test):
     images, labels = mnist_test
     assert images.shape == (10000, 28, 28) and images.dtype == np.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.min() >= 0.0 and images.max() <= 1.0
     assert set(np.unique(labels)) == set(range(10))
 
 

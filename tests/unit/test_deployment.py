@@ -1,5 +1,6 @@
 """Serving it to others: the deployment setting (TOML and environment), trainings per hour, who may cancel,
 runs/ retention, and a proxied visitor never offered the server's microphone."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,18 @@ from streamlit.testing.v1 import AppTest
 from core import deployment, paths
 from core.deployment import Deployment, DeploymentError
 from core.runs.listing import list_runs, run_info
-from core.runs.store import STARTS_FILE, NotYourRun, TrainingLimit, TrainingOff, TrainRequest, cancel, owner_hash, pid_alive, start_training
 from core.runs.retention import prune, size_of
+from core.runs.store import (
+    STARTS_FILE,
+    NotYourRun,
+    TrainingLimit,
+    TrainingOff,
+    TrainRequest,
+    cancel,
+    owner_hash,
+    pid_alive,
+    start_training,
+)
 from ui.examples import client_is_local
 
 APP = str(paths.REPO_ROOT / "app.py")
@@ -35,25 +46,31 @@ def test_the_committed_setting_is_the_local_default():
 
 def test_the_toml_file_then_the_environment(tmp_path):
     toml = tmp_path / "digits.toml"
-    toml.write_text("[digits]\ntraining = false\ntrainings_per_hour = 4\ncancel_any_run = true\nkeep_runs = 7\n"
-                    "keep_runs_mb = 100\n")
+    toml.write_text(
+        "[digits]\ntraining = false\ntrainings_per_hour = 4\ncancel_any_run = true\nkeep_runs = 7\nkeep_runs_mb = 100\n"
+    )
     assert deployment.load(toml, {}) == Deployment(False, 4, True, 7, 100)
     env = {"DIGITS_TRAINING": "on", "DIGITS_TRAININGS_PER_HOUR": "unlimited", "DIGITS_KEEP_RUNS_MB": "5"}
     assert deployment.load(toml, env) == Deployment(True, None, True, 7, 5)
-    assert deployment.load(tmp_path / "absent.toml", {"DIGITS_CANCEL_ANY_RUN": "yes"}) == Deployment(cancel_any_run=True)
+    assert deployment.load(tmp_path / "absent.toml", {"DIGITS_CANCEL_ANY_RUN": "yes"}) == Deployment(
+        cancel_any_run=True
+    )
     assert deployment.load(None, {deployment.CONFIG_ENV: str(toml)}).keep_runs == 7
 
 
-@pytest.mark.parametrize("toml, env, message", [
-    ("[digits]\ntraining = 'no'\n", {}, "training must be true or false"),
-    ("[digits]\nkeep_runs = 0\n", {}, "at least 1"),
-    ("[digits]\ntrainings_per_hr = 3\n", {}, "unknown setting 'trainings_per_hr'"),
-    ("[digits\n", {}, "cannot be read"),
-    ("digits = 3\n", {}, "must be a table"),
-    ("", {"DIGITS_TRAININGS_PER_HOUR": "three"}, "whole number"),
-    ("", {"DIGITS_TRAINING": "maybe"}, "true or false"),
-    ("", {"DIGITS_KEEP_RUNS_MB": "-5"}, "at least 1"),
-])
+@pytest.mark.parametrize(
+    "toml, env, message",
+    [
+        ("[digits]\ntraining = 'no'\n", {}, "training must be true or false"),
+        ("[digits]\nkeep_runs = 0\n", {}, "at least 1"),
+        ("[digits]\ntrainings_per_hr = 3\n", {}, "unknown setting 'trainings_per_hr'"),
+        ("[digits\n", {}, "cannot be read"),
+        ("digits = 3\n", {}, "must be a table"),
+        ("", {"DIGITS_TRAININGS_PER_HOUR": "three"}, "whole number"),
+        ("", {"DIGITS_TRAINING": "maybe"}, "true or false"),
+        ("", {"DIGITS_KEEP_RUNS_MB": "-5"}, "at least 1"),
+    ],
+)
 def test_a_bad_setting_is_a_clear_error(tmp_path, toml, env, message):
     path = tmp_path / "digits.toml"
     path.write_text(toml)
@@ -78,7 +95,10 @@ def _stop(run_id: str, root: Path) -> None:
 def test_trainings_per_hour_are_counted_across_visitors(tmp_path, data_root):
     settings = Deployment(trainings_per_hour=2)
     for visitor in ("a", "b"):
-        _stop(start_training(TINY, runs_root=tmp_path, data_dir=str(data_root), session=visitor, settings=settings), tmp_path)
+        _stop(
+            start_training(TINY, runs_root=tmp_path, data_dir=str(data_root), session=visitor, settings=settings),
+            tmp_path,
+        )
     with pytest.raises(TrainingLimit, match=r"2 trainings started in the last hour.*next can start in (59|60) min"):
         start_training(TINY, runs_root=tmp_path, data_dir=str(data_root), session="c", settings=settings)
     assert len(list_runs(tmp_path)) == 2
@@ -93,13 +113,25 @@ def test_trainings_per_hour_are_counted_across_visitors(tmp_path, data_root):
 def running(tmp_path):
     """A live stand-in training of a run in tmp_path/runs that session "owner" started; killed at the end."""
     run_id = "20260101-000000-fused-aaaaaa"
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "-m", "core.train",
-                             "--run-id", run_id, "--out", str(tmp_path / "runs")])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(300)",
+            "-m",
+            "core.train",
+            "--run-id",
+            run_id,
+            "--out",
+            str(tmp_path / "runs"),
+        ]
+    )
     run = tmp_path / "runs" / run_id
     run.mkdir(parents=True)
     (run / "launch.json").write_text(json.dumps({"requested": time.time(), "owner": owner_hash("owner")}))
-    (run / "status.json").write_text(json.dumps({"state": "running", "pid": proc.pid, "started": time.time(),
-                                                 "trial": "fused", "phase": "training"}))
+    (run / "status.json").write_text(
+        json.dumps({"state": "running", "pid": proc.pid, "started": time.time(), "trial": "fused", "phase": "training"})
+    )
     (run / "config.json").write_text(json.dumps({"name": "fused", "train": {"epochs": 3}}))
     yield run, proc
     proc.kill()
@@ -177,7 +209,9 @@ def test_the_form_reports_the_hourly_limit(tmp_path, monkeypatch, data_root):
     at = _app(tmp_path, monkeypatch)
     monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
     at.sidebar.button(key="start_training").click().run()
-    assert any("the most this server allows (1)" in w.value for w in at.sidebar.warning), [w.value for w in at.sidebar.warning]
+    assert any("the most this server allows (1)" in w.value for w in at.sidebar.warning), [
+        w.value for w in at.sidebar.warning
+    ]
     assert list_runs(tmp_path) == []
 
 
@@ -227,23 +261,30 @@ def test_a_start_makes_room_within_the_limit(tmp_path, data_root):
         _ended(tmp_path, f"20260101-00000{i}-fused-aaaaaa", 100 + i)
     run_id = start_training(TINY, runs_root=tmp_path, data_dir=str(data_root), settings=Deployment(keep_runs=3))
     _stop(run_id, tmp_path)
-    assert sorted(r.run_id for r in list_runs(tmp_path)) == ["20260101-000001-fused-aaaaaa", "20260101-000002-fused-aaaaaa", run_id]
+    assert sorted(r.run_id for r in list_runs(tmp_path)) == [
+        "20260101-000001-fused-aaaaaa",
+        "20260101-000002-fused-aaaaaa",
+        run_id,
+    ]
 
 
-@pytest.mark.parametrize("headers, ip, url, local", [
-    ({}, None, None, True),  # AppTest: nothing says otherwise
-    ({"Host": "localhost:8501"}, None, "http://localhost:8501/", True),
-    ({"Host": "127.0.0.1:8501"}, None, None, True),
-    ({"Host": "[::1]:8501"}, None, None, True),
-    ({"Host": "digits.example.org"}, None, None, False),  # a proxy on this machine that passes the Host on
-    ({"Host": "localhost:8501", "X-Forwarded-For": "203.0.113.7"}, None, None, False),
-    ({"host": "localhost", "forwarded": "for=203.0.113.7;proto=https"}, None, None, False),
-    ({"Host": "localhost", "X-Real-IP": "203.0.113.7"}, None, None, False),
-    ({"Host": "localhost", "X-Forwarded-Host": "digits.example.org"}, None, None, False),
-    ({}, None, "https://digits.example.org/", False),  # the page the browser shows is not on this machine
-    ({}, "192.168.1.20", None, False),  # a direct connection from another machine
-    ({"Host": "192.168.1.5:8501"}, None, None, False),
-])
+@pytest.mark.parametrize(
+    "headers, ip, url, local",
+    [
+        ({}, None, None, True),  # AppTest: nothing says otherwise
+        ({"Host": "localhost:8501"}, None, "http://localhost:8501/", True),
+        ({"Host": "127.0.0.1:8501"}, None, None, True),
+        ({"Host": "[::1]:8501"}, None, None, True),
+        ({"Host": "digits.example.org"}, None, None, False),  # a proxy on this machine that passes the Host on
+        ({"Host": "localhost:8501", "X-Forwarded-For": "203.0.113.7"}, None, None, False),
+        ({"host": "localhost", "forwarded": "for=203.0.113.7;proto=https"}, None, None, False),
+        ({"Host": "localhost", "X-Real-IP": "203.0.113.7"}, None, None, False),
+        ({"Host": "localhost", "X-Forwarded-Host": "digits.example.org"}, None, None, False),
+        ({}, None, "https://digits.example.org/", False),  # the page the browser shows is not on this machine
+        ({}, "192.168.1.20", None, False),  # a direct connection from another machine
+        ({"Host": "192.168.1.5:8501"}, None, None, False),
+    ],
+)
 def test_who_counts_as_sitting_at_this_computer(headers, ip, url, local):
     assert client_is_local(headers, ip, url) is local
 
@@ -265,8 +306,14 @@ def _draw_page(monkeypatch, tmp_path, headers: dict | None = None, url: str | No
     return next(e for e in at.expander if "this computer" in e.label)
 
 
-@pytest.mark.parametrize("headers, url", [({"Host": "localhost:8501", "X-Forwarded-For": "203.0.113.7"}, None),
-                                          ({"Host": "digits.example.org"}, None), (None, "https://digits.example.org/")])
+@pytest.mark.parametrize(
+    "headers, url",
+    [
+        ({"Host": "localhost:8501", "X-Forwarded-For": "203.0.113.7"}, None),
+        ({"Host": "digits.example.org"}, None),
+        (None, "https://digits.example.org/"),
+    ],
+)
 def test_a_proxied_visitor_is_not_offered_the_servers_microphone(monkeypatch, tmp_path, headers, url):
     expander = _draw_page(monkeypatch, tmp_path, headers, url)
     assert any("runs on a server" in i.value for i in expander.info) and not expander.button

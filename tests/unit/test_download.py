@@ -1,4 +1,5 @@
 """The downloader, against local file:// mirrors and a local HTTP server on 127.0.0.1 (this machine has no internet)."""
+
 import gzip
 import hashlib
 import http.server
@@ -55,6 +56,7 @@ def test_the_committed_manifest_matches_every_recording_of_the_mirror(data_root)
 
 
 # ---- FSDD from a local HTTP mirror -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def manifest(data_root):
@@ -142,14 +144,17 @@ def test_fsdd_download_installs_each_recording_verified(tmp_path, data_root, man
 
 def test_a_cut_short_response_is_a_clear_error_and_the_next_mirror_is_tried(tmp_path, data_root, manifest, mirror):
     body = archive(data_root, manifest)
-    mirror.routes.update({"/cut.zip": ("cut", body), "/chunked.zip": ("chunked-cut", body), "/good.zip": ("whole", body)})
+    mirror.routes.update(
+        {"/cut.zip": ("cut", body), "/chunked.zip": ("chunked-cut", body), "/good.zip": ("whole", body)}
+    )
     with pytest.raises(DownloadError, match=rf"was cut short: {len(body) // 2:,} of {len(body):,} bytes arrived"):
         fetch(mirror.url("/cut.zip"), progress=False)
     with pytest.raises(DownloadError, match="was cut short: IncompleteRead"):
         fetch(mirror.url("/chunked.zip"), progress=False)
     with pytest.raises(DownloadError, match="cut short.*cut short.*by hand"):
-        download_fsdd(tmp_path / "a", urls=(mirror.url("/cut.zip"), mirror.url("/chunked.zip")), progress=False,
-                      manifest=manifest)
+        download_fsdd(
+            tmp_path / "a", urls=(mirror.url("/cut.zip"), mirror.url("/chunked.zip")), progress=False, manifest=manifest
+        )
     assert not (tmp_path / "a" / "fsdd" / "recordings").exists()
     urls = tuple(mirror.url(p) for p in ("/cut.zip", "/chunked.zip", "/good.zip"))
     assert installed(download_fsdd(tmp_path / "b", urls=urls, progress=False, manifest=manifest), manifest)
@@ -168,13 +173,23 @@ def test_a_download_that_overruns_its_deadline_gives_up(tmp_path, data_root, man
     assert not (tmp_path / "fsdd" / "recordings").exists()
 
 
-def test_a_tampered_or_incomplete_archive_is_refused_and_the_next_mirror_is_tried(tmp_path, data_root, manifest, mirror):
+def test_a_tampered_or_incomplete_archive_is_refused_and_the_next_mirror_is_tried(
+    tmp_path, data_root, manifest, mirror
+):
     names = sorted(manifest)
-    mirror.routes.update({"/tampered.zip": ("whole", archive(data_root, names, tamper=names[3])),
-                          "/short.zip": ("whole", archive(data_root, names[:-1])),
-                          "/notzip.zip": ("whole", b"not a zip"), "/good.zip": ("whole", archive(data_root, names))})
-    for path, message in (("/tampered.zip", f"1 recording\\(s\\) do not match their sha256, e.g. {names[3]}"),
-                          ("/short.zip", "holds 19 of the 20 FSDD recordings"), ("/notzip.zip", "not a readable zip")):
+    mirror.routes.update(
+        {
+            "/tampered.zip": ("whole", archive(data_root, names, tamper=names[3])),
+            "/short.zip": ("whole", archive(data_root, names[:-1])),
+            "/notzip.zip": ("whole", b"not a zip"),
+            "/good.zip": ("whole", archive(data_root, names)),
+        }
+    )
+    for path, message in (
+        ("/tampered.zip", f"1 recording\\(s\\) do not match their sha256, e.g. {names[3]}"),
+        ("/short.zip", "holds 19 of the 20 FSDD recordings"),
+        ("/notzip.zip", "not a readable zip"),
+    ):
         with pytest.raises(DownloadError, match=message):
             download_fsdd(tmp_path / path[1:-4], urls=(mirror.url(path),), progress=False, manifest=manifest)
         assert not (tmp_path / path[1:-4] / "fsdd" / "recordings").exists()
@@ -191,7 +206,7 @@ def test_two_downloads_at_once_fetch_once_and_do_not_race(tmp_path, data_root, m
     def run():
         try:
             results.append(download_fsdd(tmp_path, urls=(mirror.url("/fsdd.zip"),), progress=False, manifest=manifest))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
@@ -214,8 +229,10 @@ def test_an_existing_partial_folder_and_its_user_files_are_kept(tmp_path, data_r
     (target / "notes.txt").write_text("mine")
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in target.iterdir()}
     mirror.routes["/fsdd.zip"] = ("whole", archive(data_root, names))
-    with pytest.raises(DownloadError, match=f"except 1 file\\(s\\) there that differ from FSDD's \\({names[5]}\\); "
-                                            "they were left as they are"):
+    with pytest.raises(
+        DownloadError,
+        match=f"except 1 file\\(s\\) there that differ from FSDD's \\({names[5]}\\); they were left as they are",
+    ):
         download_fsdd(tmp_path, urls=(mirror.url("/fsdd.zip"),), progress=False, manifest=manifest)
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in target.iterdir() if p.name in before} == before
     assert check_fsdd(target, manifest) == ([], [names[5]])  # the 14 missing ones arrived, verified

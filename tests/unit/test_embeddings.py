@@ -1,4 +1,5 @@
 """core.embeddings: eval-mode embeddings of a split, projections, k-means, cluster quality and the CLI."""
+
 import subprocess
 import sys
 
@@ -82,7 +83,9 @@ def test_a_cancelled_projection_stops_part_way(method):
     x, _ = blobs(n_per=100)
     seen = []
     with pytest.raises(E.ProjectionCancelled):  # cancelled once the optimisation has begun
-        E.project(x, method, progress=lambda f, m: seen.append((f, m)), cancelled=lambda: any(f >= 0.2 for f, _ in seen))
+        E.project(
+            x, method, progress=lambda f, m: seen.append((f, m)), cancelled=lambda: any(f >= 0.2 for f, _ in seen)
+        )
     assert seen and max(f for f, _ in seen) < 0.5, seen
     with pytest.raises(E.ProjectionCancelled):  # cancelled before it starts
         E.project(x, method, progress=lambda f, m: seen.append((f, m)), cancelled=lambda: True)
@@ -108,9 +111,11 @@ def test_tsne_of_the_fewest_points_in_3d():
 
 def test_tsne_never_loads_numba():
     # numba's start-up (pynndescent) cost the first t-SNE of a process tens of seconds; exact kNN avoids it.
-    code = ("import sys, numpy as np; from core import embeddings as E\n"
-            "E.project(np.random.default_rng(0).normal(size=(1200, 16)).astype('float32'), 'tsne')\n"
-            "print(sorted({'numba', 'pynndescent'} & set(sys.modules)))")
+    code = (
+        "import sys, numpy as np; from core import embeddings as E\n"
+        "E.project(np.random.default_rng(0).normal(size=(1200, 16)).astype('float32'), 'tsne')\n"
+        "print(sorted({'numba', 'pynndescent'} & set(sys.modules)))"
+    )
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
@@ -148,18 +153,45 @@ def test_bad_parameters_are_refused():
 
 
 def test_cli_help_and_csv_export(tiny_weights, data_root, tmp_path):
-    help_ = subprocess.run([sys.executable, "-m", "core.embeddings", "--help"], cwd=REPO, capture_output=True, text=True)
+    help_ = subprocess.run(
+        [sys.executable, "-m", "core.embeddings", "--help"], cwd=REPO, capture_output=True, text=True
+    )
     assert help_.returncode == 0 and "--method" in help_.stdout
     out = tmp_path / "proj.csv"
-    run = subprocess.run([sys.executable, "-m", "core.embeddings", "--weights", str(tiny_weights), "--data-dir", str(data_root),
-                          "--encoder", "fused", "--n", "150", "--method", "pca", "--dims", "3", "--out", str(out)],
-                         cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.embeddings",
+            "--weights",
+            str(tiny_weights),
+            "--data-dir",
+            str(data_root),
+            "--encoder",
+            "fused",
+            "--n",
+            "150",
+            "--method",
+            "pca",
+            "--dims",
+            "3",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(out)
     assert len(table) == 150 and {"x", "y", "z", "cluster", "digit", "prediction"} <= set(table.columns)
 
 
 def test_cli_reports_a_missing_dataset(tiny_weights, tmp_path):
-    run = subprocess.run([sys.executable, "-m", "core.embeddings", "--weights", str(tiny_weights), "--data-dir", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "core.embeddings", "--weights", str(tiny_weights), "--data-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 1 and "error:" in run.stderr and "Traceback" not in run.stderr

@@ -1,4 +1,5 @@
-"""The fast training path (fused ReLU/max-pool/dropout kernel, channels-last image convs, fused Adam) computes what the plain one does."""
+"""The fast training path (fused ReLU/max-pool/dropout kernel, channels-last convs, fused Adam) equals the plain."""
+
 import subprocess
 import sys
 from dataclasses import replace
@@ -7,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.model import checkpoint
-from core.model import fastops
+from core.model import checkpoint, fastops
 from core.model import nets as models
 from core.training.loop import _loss, make_optimizer
 from core.trials import SEED_TRIALS
@@ -136,8 +136,10 @@ def test_checkpoints_load_across_both_paths(tmp_path):
 
 def test_building_and_running_a_model_for_inference_does_not_import_numba():
     # The app's Predictor builds models too; numba's import and compile belong to training only.
-    code = ("import sys, torch; from core.model.nets import DigitClassifier; from core.trials import SEED_TRIALS;"
-            "m = DigitClassifier(SEED_TRIALS['try10'].config.model).eval();"
-            "m(image=torch.rand(2, 28, 28), audio=torch.randn(2, 39, 13)); print('numba' in sys.modules)")
+    code = (
+        "import sys, torch; from core.model.nets import DigitClassifier; from core.trials import SEED_TRIALS;"
+        "m = DigitClassifier(SEED_TRIALS['try10'].config.model).eval();"
+        "m(image=torch.rand(2, 28, 28), audio=torch.randn(2, 39, 13)); print('numba' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

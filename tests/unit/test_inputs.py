@@ -1,4 +1,5 @@
 """Broken and hostile audio and images: valid ones are predicted, the rest raise InvalidInput with a clear message."""
+
 import io
 import shutil
 import struct
@@ -11,8 +12,8 @@ import soundfile as sf
 from PIL import Image
 
 from core import limits, paths
-from core.features.audio import trim_speech
 from core.errors import InvalidInput
+from core.features.audio import trim_speech
 from core.predict import Predictor, prepare_audio, prepare_image
 
 
@@ -44,8 +45,10 @@ def mp3(samples, rate, tmp_path) -> bytes:
         return encode(samples, rate, "MP3", "MPEG_LAYER_III")
     src, dst = tmp_path / "in.wav", tmp_path / "out.mp3"
     sf.write(src, samples, rate)
-    for tool, argv in (("ffmpeg", ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), str(dst)]),
-                       ("sox", ["sox", str(src), str(dst)])):
+    for tool, argv in (
+        ("ffmpeg", ["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), str(dst)]),
+        ("sox", ["sox", str(src), str(dst)]),
+    ):
         if shutil.which(tool) and subprocess.run(argv).returncode == 0:
             return dst.read_bytes()
     pytest.skip("no MP3 encoder: this libsndfile lacks MP3 and neither ffmpeg nor sox is installed")
@@ -129,19 +132,29 @@ BAD_AUDIO = {
     "empty": (lambda x, r: b"", "empty"),
     "truncated_header": (lambda x, r: encode(x, r)[:30], "Could not read this audio file"),
     "text_named_wav": (lambda x, r: b"this is a text file, not a recording\n" * 20, "Could not read this audio file"),
-    "float_nan": (lambda x, r: encode(np.where(np.arange(len(x)) == 500, np.nan, x), r, "WAV", "FLOAT"), "NaN or infinite"),
-    "float_inf": (lambda x, r: encode(np.where(np.arange(len(x)) == 500, np.inf, x), r, "WAV", "FLOAT"), "NaN or infinite"),
+    "float_nan": (
+        lambda x, r: encode(np.where(np.arange(len(x)) == 500, np.nan, x), r, "WAV", "FLOAT"),
+        "NaN or infinite",
+    ),
+    "float_inf": (
+        lambda x, r: encode(np.where(np.arange(len(x)) == 500, np.inf, x), r, "WAV", "FLOAT"),
+        "NaN or infinite",
+    ),
     "digital_silence": (lambda x, r: encode(np.zeros(r, np.float32), r, "WAV", "PCM_16"), "silent"),
     "dc_only": (lambda x, r: encode(np.full(r, 0.4, np.float32), r, "WAV", "PCM_16"), "silent"),
     "20_ms": (lambda x, r: encode(x[: r // 50], r), "20 ms long; the shortest usable"),
     "10_minutes": (lambda x, r: encode(_ten_minutes(x, r), r), "600 s long; the limit is 30 s"),
     # A few kB of FLAC that would decode to 10 minutes: refused from its header, before decoding.
     "10_minute_flac": (lambda x, r: encode(np.zeros(16000 * 600, np.int16), 16000, "FLAC"), "600 s long"),
-    "over_upload_limit": (lambda x, r: encode(np.zeros((limits.MAX_UPLOAD_BYTES // 4 + 1, 2), np.int16), 44100),
-                          f"limit is {limits.MAX_UPLOAD_BYTES // limits.MB} MB"),
+    "over_upload_limit": (
+        lambda x, r: encode(np.zeros((limits.MAX_UPLOAD_BYTES // 4 + 1, 2), np.int16), 44100),
+        f"limit is {limits.MAX_UPLOAD_BYTES // limits.MB} MB",
+    ),
     # 99 KB, every header field within its limit, but 92 M samples (369 MB as float32): refused from its header.
-    "flac_30s_384khz_8ch": (lambda x, r: _flac_30s_384khz_8ch(),
-                            r"holds 92,160,000 samples \(30.0 s x 384,000 Hz x 8 channels\); the limit is 6,000,000"),
+    "flac_30s_384khz_8ch": (
+        lambda x, r: _flac_30s_384khz_8ch(),
+        r"holds 92,160,000 samples \(30.0 s x 384,000 Hz x 8 channels\); the limit is 6,000,000",
+    ),
 }
 
 
@@ -186,14 +199,26 @@ def _lavfi(tmp_path, source: str, *options: str, suffix: str = "mka") -> bytes:
 # What only ffmpeg reads (Matroska, WebM): channels, rate and length are judged before decoding, or
 # decoding stops at the budget, and the message names the limit.
 FFMPEG_BAD_AUDIO = {
-    "mka_flac_384khz_8ch": (("anoisesrc=r=384000:a=0.1:d=2.5", "-ac", "8", "-c:a", "flac"), "mka",
-                            r"holds 7,680,000 samples \(2.5 s x 384,000 Hz x 8 channels\); the limit is 6,000,000"),
-    "webm_8ch_without_duration": (("anoisesrc=r=48000:a=0.1:d=20", "-ac", "8", "-c:a", "libopus", "-mapping_family", "1"),
-                                  "webm", r"holds over 6,000,000 samples \(over 15.6 s x 48,000 Hz x 8 channels\)"),
-    "webm_40s_without_duration": (("sine=f=300:r=48000:d=40", "-c:a", "libopus"), "webm",
-                                  "longer than 30 s; the limit is 30 s"),
-    "mka_9_channels": (("aevalsrc=exprs=" + "|".join(["0.1*sin(2*PI*300*t)"] * 9) + ":s=8000:d=1", "-c:a", "pcm_s16le"),
-                       "mka", "has 9 channels; the limit is 8"),
+    "mka_flac_384khz_8ch": (
+        ("anoisesrc=r=384000:a=0.1:d=2.5", "-ac", "8", "-c:a", "flac"),
+        "mka",
+        r"holds 7,680,000 samples \(2.5 s x 384,000 Hz x 8 channels\); the limit is 6,000,000",
+    ),
+    "webm_8ch_without_duration": (
+        ("anoisesrc=r=48000:a=0.1:d=20", "-ac", "8", "-c:a", "libopus", "-mapping_family", "1"),
+        "webm",
+        r"holds over 6,000,000 samples \(over 15.6 s x 48,000 Hz x 8 channels\)",
+    ),
+    "webm_40s_without_duration": (
+        ("sine=f=300:r=48000:d=40", "-c:a", "libopus"),
+        "webm",
+        "longer than 30 s; the limit is 30 s",
+    ),
+    "mka_9_channels": (
+        ("aevalsrc=exprs=" + "|".join(["0.1*sin(2*PI*300*t)"] * 9) + ":s=8000:d=1", "-c:a", "pcm_s16le"),
+        "mka",
+        "has 9 channels; the limit is 8",
+    ),
     "mka_500khz": (("sine=f=300:r=500000:d=1", "-c:a", "pcm_s16le"), "mka", "Sample rate 500000 Hz is not a usable"),
 }
 
@@ -226,7 +251,10 @@ def test_stereo_in_opposite_phase_is_the_voice_not_silence(predictor, clip):
         result = predictor.predict(audio=encode(stereo, rate))
         assert result.digit == reference.digit
         assert np.corrcoef(result.features.ravel(), reference.features.ravel())[0, 1] > 0.99
-    assert predictor.predict(audio=encode(np.stack([x, x], 1), rate)).probs == predictor.predict(audio=encode(x, rate)).probs
+    assert (
+        predictor.predict(audio=encode(np.stack([x, x], 1), rate)).probs
+        == predictor.predict(audio=encode(x, rate)).probs
+    )
 
 
 def test_a_sample_rate_given_as_text(predictor, clip):
@@ -280,19 +308,27 @@ BAD_IMAGES = {
     "all_white": (lambda d: png(np.full((300, 300, 3), 255, np.uint8)), "blank"),
     "all_black": (lambda d: png(np.zeros((300, 300, 3), np.uint8)), "blank"),
     "blank_canvas": (lambda d: np.zeros((280, 280, 4), np.uint8), "blank"),  # st_canvas before any stroke
-    "black_canvas": (lambda d: np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)]), "blank"),
+    "black_canvas": (
+        lambda d: np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)]),
+        "blank",
+    ),
     "over_pixel_limit": (lambda d: _bomb(10_001, 10_001), f"limit is {limits.MAX_IMAGE_PIXELS:,} pixels"),
     "decompression_bomb": (lambda d: _bomb(50_000, 50_000), f"limit is {limits.MAX_IMAGE_PIXELS:,} pixels"),
     # Within the pixel limit, but 400 MB once decoded (Pillow keeps RGB in four bytes a pixel): refused first.
-    "white_10000x10000_png": (lambda d: _white_png(10_000, 10_000), "10000x10000 and would take 381 MB to decode; "
-                              f"the limit is {limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB"),
-    "over_upload_limit": (lambda d: b"\x89PNG" + bytes(limits.MAX_UPLOAD_BYTES),
-                          f"limit is {limits.MAX_UPLOAD_BYTES // limits.MB} MB"),
+    "white_10000x10000_png": (
+        lambda d: _white_png(10_000, 10_000),
+        f"10000x10000 and would take 381 MB to decode; the limit is {limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB",
+    ),
+    "over_upload_limit": (
+        lambda d: b"\x89PNG" + bytes(limits.MAX_UPLOAD_BYTES),
+        f"limit is {limits.MAX_UPLOAD_BYTES // limits.MB} MB",
+    ),
 }
 
 
 def _bomb(width: int, height: int) -> bytes:
     """A PNG that declares width x height (would decode to that many pixels) but holds almost nothing."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -302,6 +338,7 @@ def _bomb(width: int, height: int) -> bytes:
 
 def _white_png(width: int, height: int) -> bytes:
     """A real, all-white RGB PNG, compressed a row at a time (the pixels never exist in memory here)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -336,10 +373,15 @@ def test_readme_states_the_limits():
     readme = (paths.REPO_ROOT / "README.md").read_text()
     section = readme.split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
     number = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
-    expected = [f"{limits.MAX_UPLOAD_BYTES // limits.MB} MB", f"{limits.MIN_AUDIO_SECONDS * 1000:.0f} ms to "
-                f"{limits.MAX_AUDIO_SECONDS:.0f} s", f"{limits.MAX_SAMPLE_RATE // 1000} kHz",
-                f"up to {limits.MAX_AUDIO_CHANNELS} channels", f"{limits.MAX_AUDIO_SAMPLES:,} samples",
-                f"{limits.MIN_IMAGE_SIDE}x{limits.MIN_IMAGE_SIDE}", f"{limits.MAX_IMAGE_PIXELS:,} pixels",
-                f"{limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB once decoded"]
+    expected = [
+        f"{limits.MAX_UPLOAD_BYTES // limits.MB} MB",
+        f"{limits.MIN_AUDIO_SECONDS * 1000:.0f} ms to {limits.MAX_AUDIO_SECONDS:.0f} s",
+        f"{limits.MAX_SAMPLE_RATE // 1000} kHz",
+        f"up to {limits.MAX_AUDIO_CHANNELS} channels",
+        f"{limits.MAX_AUDIO_SAMPLES:,} samples",
+        f"{limits.MIN_IMAGE_SIDE}x{limits.MIN_IMAGE_SIDE}",
+        f"{limits.MAX_IMAGE_PIXELS:,} pixels",
+        f"{limits.MAX_DECODED_IMAGE_BYTES // limits.MB} MB once decoded",
+    ]
     expected += [f"{number(lo)}–{number(hi)}" for lo, hi in limits.TRAIN_BOUNDS.values()]
     assert [e for e in expected if e not in " ".join(section.split())] == []

@@ -1,4 +1,5 @@
 """Learning: every head of a tiny run beats chance by far, and the shipped weights score what their README says."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def tiny_summary(data_root):
     from core.training.dataset import load_run_data
     from core.training.loop import build_config, fit
 
-    config = build_config("fused", epochs=3, limit=1024, batch_size=32, lr=3e-3, aux_loss_weight=1.0, seed=0,
-                          validation_images=500)
+    config = build_config(
+        "fused", epochs=3, limit=1024, batch_size=32, lr=3e-3, aux_loss_weight=1.0, seed=0, validation_images=500
+    )
     config = replace(config, features=FeatureConfig(utterance_norm="mean", augment_views=0))
     return fit(config, load_run_data(config, data_root))
 
@@ -43,13 +45,19 @@ def test_each_head_of_a_tiny_run_learns(tiny_summary, head):
 def readme_figures() -> dict[str, dict[str, float]]:
     """{head: {"accuracy": %, "macro_f1": %}} from the table in weights/README.md."""
     text = (paths.WEIGHTS_DIR / "README.md").read_text()
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
-            if line.lstrip().startswith("|")]
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.lstrip().startswith("|")
+    ]
     header = next((r for r in rows if r[:3] == ["head", "accuracy", "macro-F1"]), None)
     assert header, "weights/README.md has no table with the columns head | accuracy | macro-F1"
     number = lambda cell: float(re.fullmatch(r"([\d.]+)\s*%", cell)[1])  # noqa: E731
-    figures = {r[0]: {"accuracy": number(r[1]), "macro_f1": number(r[2])}
-               for r in rows[rows.index(header) + 1:] if r[0] in ("fused", "image", "audio")}
+    figures = {
+        r[0]: {"accuracy": number(r[1]), "macro_f1": number(r[2])}
+        for r in rows[rows.index(header) + 1 :]
+        if r[0] in ("fused", "image", "audio")
+    }
     assert set(figures) == {"fused", "image", "audio"}, figures
     return figures
 
@@ -60,9 +68,13 @@ def test_the_shipped_weights_score_what_their_readme_says(data_root):
         pytest.fail(f"{paths.DEFAULT_WEIGHTS} is missing")
     expected = readme_figures()
     # The README's own command.
-    run = subprocess.run([sys.executable, "-m", "core.evaluate", "--weights", str(paths.DEFAULT_WEIGHTS), "--json"],
-                         cwd=paths.REPO_ROOT, env={**os.environ, paths.DATA_DIR_ENV: str(data_root)},
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "core.evaluate", "--weights", str(paths.DEFAULT_WEIGHTS), "--json"],
+        cwd=paths.REPO_ROOT,
+        env={**os.environ, paths.DATA_DIR_ENV: str(data_root)},
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     measured = json.loads(run.stdout)["heads"]
     for head, figures in expected.items():

@@ -1,4 +1,5 @@
 """core.metrics against scikit-learn on random cases, including digits missing from y_true or y_pred."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -25,8 +26,9 @@ def test_summary_matches_scikit_learn(seed):
         absent_pred += len(set(range(10)) - set(y_pred)) > 0
         s = summarize(y_true, y_pred)
         assert s["accuracy"] == pytest.approx(100 * accuracy_score(y_true, y_pred))
-        assert s["macro_f1"] == pytest.approx(100 * f1_score(y_true, y_pred, labels=range(10), average="macro",
-                                                             zero_division=0))
+        assert s["macro_f1"] == pytest.approx(
+            100 * f1_score(y_true, y_pred, labels=range(10), average="macro", zero_division=0)
+        )
         assert s["confusion"] == confusion_matrix(y_true, y_pred, labels=range(10)).tolist()
         assert s["n"] == len(y_true)
     assert absent_true > 10 and absent_pred > 10  # the cases really exercise missing digits

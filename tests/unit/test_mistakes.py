@@ -1,4 +1,5 @@
-"""The test inputs behind a confusion cell: the answers the run's confusion counts, surest first, with image and clip."""
+"""The test inputs behind a confusion cell: the answers the run's confusion counts, surest first, image and clip."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.analysis.mistakes import mistakes, answers_on_test_split
+from core.analysis.mistakes import answers_on_test_split, mistakes
 from core.runs.leaderboard import shipped
 from core.training.metrics import confusion
 
@@ -43,7 +44,9 @@ def test_the_shipped_weights_row_shows_their_stored_figures(tiny_run, tmp_path):
     assert entry.row["status"] == "shipped" and entry.weights == tiny_run / "final.pt"
     assert entry.row["seed F1 (final)"] is None  # the fused recipe is ours: the seed reported nothing for it
     test = torch.load(tiny_run / "final.pt", weights_only=True)["metrics"]["test"]
-    assert entry.row["F1 fused"] == round(test["fused_macro_f1"], 2) and entry.row["acc audio"] == round(test["audio_accuracy"], 2)
+    assert entry.row["F1 fused"] == round(test["fused_macro_f1"], 2) and entry.row["acc audio"] == round(
+        test["audio_accuracy"], 2
+    )
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     bad = shipped(broken)

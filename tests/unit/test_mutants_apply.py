@@ -1,4 +1,5 @@
 """Every mutant of the mutation check (tests/mutants.py) still names code that exists, exactly once."""
+
 from tests.mutants import MUTANTS, check_applicable
 
 

@@ -3,6 +3,7 @@
 Each picture is dark ink on a page, made from an MNIST test digit the way a phone or a screenshot tool
 saves it; the shipped weights must read the digit, and the 28x28 the model sees must look like the
 one a clean white page gives."""
+
 import io
 
 import numpy as np
@@ -65,14 +66,18 @@ def test_a_shadow_across_the_page(predictor, digits):
         assert_read_as_on_a_clean_page(predictor, digit28, label, encode(shaded, "JPEG", quality=90))
 
 
-@pytest.mark.parametrize("orientation, stored", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
-                                                 (3, Image.Transpose.ROTATE_180)])
+@pytest.mark.parametrize(
+    "orientation, stored",
+    [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270), (3, Image.Transpose.ROTATE_180)],
+)
 def test_a_phone_photo_stored_sideways_with_exif_orientation(predictor, digits, orientation, stored):
     for digit28, label in digits:
         sideways = Image.fromarray(page(digit28).astype(np.uint8)).transpose(stored)
         exif = Image.Exif()
         exif[0x0112] = orientation  # "turn me this way to show me": what phones write
-        assert_read_as_on_a_clean_page(predictor, digit28, label, encode(sideways, "JPEG", quality=92, exif=exif.tobytes()))
+        assert_read_as_on_a_clean_page(
+            predictor, digit28, label, encode(sideways, "JPEG", quality=92, exif=exif.tobytes())
+        )
 
 
 @pytest.mark.parametrize("radius", [0, 8])

@@ -1,4 +1,5 @@
 """The Predictor API: both modalities, one alone, file bytes, and inputs it must refuse."""
+
 import numpy as np
 import pytest
 import soundfile as sf

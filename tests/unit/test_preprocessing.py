@@ -1,14 +1,14 @@
 """Audio and image preprocessing: shapes, invariances the app relies on, and clear errors."""
+
 import io
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.helpers import speech_like
-from core.features import audio
-from core.features import image
 from core.errors import InvalidInput
+from core.features import audio, image
+from tests.helpers import speech_like
 
 
 def test_features_shape_and_frames(wav_path):
@@ -38,13 +38,16 @@ def test_room_noise_around_the_word_is_trimmed(wav_path):
     assert abs(len(noisy) - len(clean)) < 0.15 * rate
 
 
-@pytest.mark.parametrize("signal, message", [
-    (np.zeros(8000, np.float32), "silent"),
-    (np.full(8000, 0.5, np.float32), "silent"),  # DC only
-    (np.full(8000, np.nan, np.float32), "NaN"),
-    (np.ones(100, np.float32), "ms long"),
-    (np.ones(8000 * 31, np.float32), "limit"),
-])
+@pytest.mark.parametrize(
+    "signal, message",
+    [
+        (np.zeros(8000, np.float32), "silent"),
+        (np.full(8000, 0.5, np.float32), "silent"),  # DC only
+        (np.full(8000, np.nan, np.float32), "NaN"),
+        (np.ones(100, np.float32), "ms long"),
+        (np.ones(8000 * 31, np.float32), "limit"),
+    ],
+)
 def test_unusable_audio_is_invalid_input(signal, message):
     with pytest.raises(InvalidInput, match=message):
         audio.mfcc_features(audio.serving_window(signal, 8000))
@@ -68,7 +71,9 @@ def test_utterance_norm_removes_a_channel_offset():
     feats = rng.normal(size=(39, 13)).astype(np.float32)
     shifted = feats + rng.normal(size=13).astype(np.float32)  # a constant per-coefficient channel tilt
     zero, one = np.zeros(13), np.ones(13)
-    assert np.allclose(audio.standardize(feats, zero, one, "mean"), audio.standardize(shifted, zero, one, "mean"), atol=1e-5)
+    assert np.allclose(
+        audio.standardize(feats, zero, one, "mean"), audio.standardize(shifted, zero, one, "mean"), atol=1e-5
+    )
     assert not np.allclose(audio.standardize(feats, zero, one), audio.standardize(shifted, zero, one))
 
 

@@ -1,4 +1,5 @@
 """The projection queue publishes t-SNE's layouts while it runs: they appear, the last is the result, cancel works."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """core.projections: the shared queue's order, sharing, places, cancel, bounds, cache and threads."""
+
 from __future__ import annotations
 
 import threading
@@ -85,7 +86,9 @@ def test_jobs_start_first_come_first_served_and_report_their_place(make, gate):
     gate.wait_started(1)
     assert queue.status(a).state == "running" and queue.status(a).progress == 0.5
     assert [(queue.status(r).state, queue.status(r).place, queue.status(r).running) for r in (b, c)] == [
-        ("queued", 1, 1), ("queued", 2, 1)]
+        ("queued", 1, 1),
+        ("queued", 2, 1),
+    ]
     gate.release(a)
     gate.wait_started(2)
     assert queue.status(c).place == 1

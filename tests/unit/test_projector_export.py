@@ -1,4 +1,5 @@
 """core.analysis.projector_export and the coordinates CSV: files parse back, shapes and labels match, the sprite."""
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,13 @@ REPO = E.__file__.rsplit("/core/", 1)[0]
 def sample(n=7, d=5, images=True, seed=0):
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(n, d)).astype(np.float32)
-    meta = pd.DataFrame({"digit": rng.integers(0, 10, n), "speaker": [f"s{i % 3}" for i in range(n)],
-                         "clip": [f"{i}_s_{i}.wav" for i in range(n)]})
+    meta = pd.DataFrame(
+        {
+            "digit": rng.integers(0, 10, n),
+            "speaker": [f"s{i % 3}" for i in range(n)],
+            "clip": [f"{i}_s_{i}.wav" for i in range(n)],
+        }
+    )
     pics = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) if images else None
     return vectors, meta, pics
 
@@ -38,8 +44,8 @@ def test_an_export_reads_back_with_its_vectors_labels_and_sprite(tmp_path):
     assert back.config["single_image_dim"] == [28, 28] and back.sprite.shape == (3 * 28, 3 * 28)  # 7 images: 3x3 grid
     for i in range(7):  # row by row, each image in its cell; the cells past the last image stay black
         r, c = divmod(i, 3)
-        assert np.array_equal(back.sprite[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28], pics[i])
-    assert not back.sprite[2 * 28:, 28:].any()
+        assert np.array_equal(back.sprite[r * 28 : (r + 1) * 28, c * 28 : (c + 1) * 28], pics[i])
+    assert not back.sprite[2 * 28 :, 28:].any()
 
 
 def test_one_metadata_column_is_written_without_a_header_as_the_projector_reads_it(tmp_path):
@@ -93,9 +99,26 @@ def test_the_coordinates_table_has_a_row_per_point_with_its_label_and_place():
 
 def test_the_cli_writes_a_projector_export_of_the_embedding(tiny_weights, data_root, tmp_path):
     out = tmp_path / "projector"
-    run = subprocess.run([sys.executable, "-m", "core.embeddings", "--weights", str(tiny_weights), "--data-dir",
-                          str(data_root), "--encoder", "fused", "--n", "150", "--projector", str(out)],
-                         capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.embeddings",
+            "--weights",
+            str(tiny_weights),
+            "--data-dir",
+            str(data_root),
+            "--encoder",
+            "fused",
+            "--n",
+            "150",
+            "--projector",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert run.returncode == 0, run.stderr
     back = X.read_projector(out)
     model, _, split = E.load_split(tiny_weights, data_root, "test")

@@ -1,5 +1,6 @@
 """Run records that stay true: checked on read, pids that must prove they are ours, reused ids, cut JSONL lines, and
 the LOSO results as their own leaderboard rows."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,7 @@ import pytest
 from core import paths
 from core.io import CutWrite, append_jsonl, write_json
 from core.runs.leaderboard import LOSO_MEAN, LOSO_WORST, entries
-from core.runs.listing import claim_run_dir, run_info
-from core.runs.listing import RunIdTaken
+from core.runs.listing import RunIdTaken, claim_run_dir, run_info
 from core.runs.store import cancel
 
 REPO = paths.REPO_ROOT
@@ -99,16 +99,29 @@ def stand_in(tmp_path):
 
 
 def _running(root: Path, run_id: str, pid: int, started: float | None = None) -> Path:
-    return make_run(root, run_id, **{"status.json": {"state": "running", "pid": pid, "trial": "fused",
-                                                      "started": time.time() if started is None else started}})
+    return make_run(
+        root,
+        run_id,
+        **{
+            "status.json": {
+                "state": "running",
+                "pid": pid,
+                "trial": "fused",
+                "started": time.time() if started is None else started,
+            }
+        },
+    )
 
 
 @pytest.mark.parametrize("how", ["not a training", "another run's training", "another runs folder", "pid reused"])
 def test_a_live_pid_that_is_not_this_runs_training_is_never_signalled(tmp_path, stand_in, how):
     run_id = "20260101-000000-fused-bbbbbb"
-    args = {"not a training": [], "another run's training": ["-m", "core.train", "--run-id", "other"],
-            "another runs folder": ["-m", "core.train", "--run-id", run_id, "--out", str(tmp_path / "elsewhere")],
-            "pid reused": ["-m", "core.train", "--run-id", run_id, "--out", str(tmp_path)]}[how]
+    args = {
+        "not a training": [],
+        "another run's training": ["-m", "core.train", "--run-id", "other"],
+        "another runs folder": ["-m", "core.train", "--run-id", run_id, "--out", str(tmp_path / "elsewhere")],
+        "pid reused": ["-m", "core.train", "--run-id", run_id, "--out", str(tmp_path)],
+    }[how]
     proc = stand_in(*args)
     # "pid reused": the status was written long before this process started, by a training that is gone.
     _running(tmp_path, run_id, proc.pid, started=time.time() - 3600 if how == "pid reused" else None)
@@ -130,14 +143,35 @@ def test_cancel_reaches_the_real_training_and_records_the_request(tmp_path, stan
 
 
 def test_a_reused_run_id_is_refused_and_the_old_run_kept(tmp_path):
-    old = make_run(tmp_path, "try10", **{"config.json": {"name": "try10", "train": {"epochs": 1}},
-                                         "metrics.jsonl": [{"epoch": 1, "loss": 1.0}]})
+    old = make_run(
+        tmp_path,
+        "try10",
+        **{"config.json": {"name": "try10", "train": {"epochs": 1}}, "metrics.jsonl": [{"epoch": 1, "loss": 1.0}]},
+    )
     before = {p.name: p.read_bytes() for p in old.iterdir()}
     with pytest.raises(RunIdTaken, match="'try10' is taken"):
         claim_run_dir(old)
     # The command line says so and exits 1 before training (bench/reproduce.py --only try10 twice used to mix runs).
-    done = subprocess.run([sys.executable, "-m", "core.train", "--trial", "try10", "--epochs", "1", "--run-id", "try10",
-                           "--out", str(tmp_path), "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.train",
+            "--trial",
+            "try10",
+            "--epochs",
+            "1",
+            "--run-id",
+            "try10",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 1 and "is taken" in done.stderr, done.stderr
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
 
@@ -179,9 +213,13 @@ def test_a_short_write_is_undone_and_reported(tmp_path):
     assert [json.loads(x)["epoch"] for x in path.read_text().splitlines()] == [1, 2]
 
 
-@pytest.mark.parametrize("text, reason", [
-    ('{"epoch": 1, "loss": 1.0}\n{"epoch": 2, "lo{"epoch": 3, "loss": 0.5}\n', "line 2 is not valid JSON"),
-    ('{"epoch": 1, "loss": 1.0}\n{"epoch": 2, "lo', "ends in a cut line")])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ('{"epoch": 1, "loss": 1.0}\n{"epoch": 2, "lo{"epoch": 3, "loss": 0.5}\n', "line 2 is not valid JSON"),
+        ('{"epoch": 1, "loss": 1.0}\n{"epoch": 2, "lo', "ends in a cut line"),
+    ],
+)
 def test_a_merged_or_cut_line_makes_an_ended_run_unreadable(tmp_path, text, reason):
     run = make_run(tmp_path, "20260101-000000-fused-dddddd")
     (run / "metrics.jsonl").write_text(text)
@@ -208,7 +246,13 @@ def test_a_short_write_fails_the_run_with_a_message(tmp_path, data_root, monkeyp
 
     monkeypatch.setattr(io, "_write", short)
     with pytest.raises(CutWrite):
-        run(build_config("fused", epochs=1, limit=64, batch_size=32), data_root, tmp_path, run_id="full-disk", progress=False)
+        run(
+            build_config("fused", epochs=1, limit=64, batch_size=32),
+            data_root,
+            tmp_path,
+            run_id="full-disk",
+            progress=False,
+        )
     status = json.loads((tmp_path / "full-disk" / "status.json").read_text())
     assert status["state"] == "failed" and "metrics.jsonl" in status["error"] and "disk full" in status["error"]
     assert (tmp_path / "full-disk" / "metrics.jsonl").read_text() == ""  # the cut line was taken back
@@ -233,20 +277,36 @@ def _results(tmp_path: Path, files: dict) -> Path:
 
 def test_loso_results_are_their_own_labelled_rows(tmp_path):
     committed = json.loads((paths.RESULTS_DIR / "loso" / "fused.json").read_text())  # conditions, calibration ...
-    today = {k: committed[k] for k in ("epochs", "mean", "min", "per_speaker", "seconds")} | {"recipe": "voice"}  # the older, plain form
+    today = {k: committed[k] for k in ("epochs", "mean", "min", "per_speaker", "seconds")} | {
+        "recipe": "voice"
+    }  # the older, plain form
     extended = {**committed, "recipe": "fused", "shifted": {"mean": 50.0}, "heads": ["audio"]}
     bad = {k: v for k, v in today.items() if k != "min"} | {"recipe": "broken"}
-    results = _results(tmp_path, {"loso/voice.json": today, "loso/fused.json": extended, "loso/broken.json": bad,
-                                  "trials/try10.json": json.loads((paths.RESULTS_DIR / "trials" / "try10.json").read_text())})
+    results = _results(
+        tmp_path,
+        {
+            "loso/voice.json": today,
+            "loso/fused.json": extended,
+            "loso/broken.json": bad,
+            "trials/try10.json": json.loads((paths.RESULTS_DIR / "trials" / "try10.json").read_text()),
+        },
+    )
     (tmp_path / "runs").mkdir()
     board = {e.row["entry"]: e for e in entries(results, tmp_path / "runs")}
     for recipe, record in (("voice", today), ("fused", extended)):
         entry = board[f"{recipe}, leave-one-speaker-out (audio)"]
-        assert entry.row["kind"] == "loso" and entry.row[LOSO_MEAN] == record["mean"] and entry.row[LOSO_WORST] == record["min"]
+        assert (
+            entry.row["kind"] == "loso"
+            and entry.row[LOSO_MEAN] == record["mean"]
+            and entry.row[LOSO_WORST] == record["min"]
+        )
         assert entry.per_speaker == record["per_speaker"]
         # The trial of the same name is not given the LOSO file (it used to be, with empty F1).
         assert board[recipe].row["status"] == "not run here" and "F1 fused" not in board[recipe].row
-    assert board["broken"].row["status"].startswith("unreadable (") and "'min' is a required property" in board["broken"].row["status"]
+    assert (
+        board["broken"].row["status"].startswith("unreadable (")
+        and "'min' is a required property" in board["broken"].row["status"]
+    )
     assert board["try10"].row["status"] == "result" and board["try10"].row["F1 fused"] > 0
 
 

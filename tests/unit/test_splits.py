@@ -1,4 +1,5 @@
-"""The data a run trains and is tested on (core.training.dataset.load_run_data): no clip or image leaks between the splits."""
+"""The data a run trains and is tested on (training.dataset.load_run_data): no clip or image leaks between splits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,10 @@ from core.training.dataset import load_run_data
 
 def small(split: str = "official", speaker: str | None = None, utterance_norm: str = "none") -> RunConfig:
     """64 training pairs and clean FSDD features only (cached): loads in a few seconds."""
-    return RunConfig(features=FeatureConfig(augment_views=0, utterance_norm=utterance_norm),
-                     train=TrainConfig(limit=64, split=split, held_out_speaker=speaker))
+    return RunConfig(
+        features=FeatureConfig(augment_views=0, utterance_norm=utterance_norm),
+        train=TrainConfig(limit=64, split=split, held_out_speaker=speaker),
+    )
 
 
 def takes(split) -> set[int]:

@@ -1,4 +1,5 @@
 """Every trial builds and trains a step; a tiny run writes its files; checkpoints round-trip safely."""
+
 import json
 import subprocess
 import sys
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.model import checkpoint
 from core.config import RunConfig, from_dict, to_dict
 from core.errors import CheckpointError
+from core.model import checkpoint
 from core.model.nets import DigitClassifier
 from core.trials import SEED_TRIALS, TRIALS
 
@@ -58,7 +59,9 @@ def test_tiny_run_writes_every_file(tiny_run):
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["epoch"] == 1
     summary = json.loads((tiny_run / "summary.json").read_text())
-    assert set(summary["final"]) == set(summary["best"]) == {"fused", "image", "audio"}  # test_learning checks the scores
+    assert (
+        set(summary["final"]) == set(summary["best"]) == {"fused", "image", "audio"}
+    )  # test_learning checks the scores
     assert summary["final"]["audio"]["n"] == 300 and summary["final"]["fused"]["n"] == 10000
     # Twice chance after 16 steps on 512 pairs: the pipeline learns. (It lands near 30 %, and the exact
     # figure moves with the random stream, so the bar is set where a broken pipeline cannot reach.)
@@ -77,8 +80,14 @@ def test_same_seed_same_numbers(data_root, tmp_path):
 
 def test_checkpoint_round_trip_and_float16(tiny_weights, tmp_path):
     model, ckpt = checkpoint.load(tiny_weights)
-    half = checkpoint.save(tmp_path / "half.pt", model, ckpt["run_config"], ckpt["feature_stats"]["mean"].numpy(),
-                           ckpt["feature_stats"]["std"].numpy(), half=True)
+    half = checkpoint.save(
+        tmp_path / "half.pt",
+        model,
+        ckpt["run_config"],
+        ckpt["feature_stats"]["mean"].numpy(),
+        ckpt["feature_stats"]["std"].numpy(),
+        half=True,
+    )
     assert half.stat().st_size < 0.6 * tiny_weights.stat().st_size
     model16, _ = checkpoint.load(half)
     x, a = torch.rand(16, 28, 28), torch.randn(16, 39, 13)
@@ -110,15 +119,21 @@ def test_bad_checkpoints_are_refused(tiny_weights, tmp_path):
         checkpoint.load(tmp_path / "missing.pt")
 
 
-@pytest.mark.parametrize("module", ["core.train", "core.evaluate", "core.embeddings", "core.calibrate", "core.runs", "core.data"])
+@pytest.mark.parametrize(
+    "module", ["core.train", "core.evaluate", "core.embeddings", "core.calibrate", "core.runs", "core.data"]
+)
 def test_cli_help(module):
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True)
     assert "usage" in out.stdout
 
 
 def test_evaluate_cli_json(tiny_weights):
-    out = subprocess.run([sys.executable, "-m", "core.evaluate", "--weights", str(tiny_weights), "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "core.evaluate", "--weights", str(tiny_weights), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout)
     summary = json.loads((tiny_weights.parent / "summary.json").read_text())
     for head in ("fused", "image", "audio"):

@@ -1,4 +1,5 @@
 """core.analysis.umap_cache: a second process loads UMAP's compiled kernels from the disk cache instead of compiling."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """espeak-ng voices, trimming that ignores the room, the leave-one-speaker-out plumbing and the voice encoder."""
+
 from __future__ import annotations
 
 import shutil
@@ -79,8 +80,12 @@ def test_a_tiny_loso_run_holds_each_speaker_out_and_reports_its_accuracy(data_ro
 
     base = get_trial("voice").config
     # A cheap recipe: the voice encoder on clean FSDD features only, two speakers, one epoch each.
-    small = base.__class__(name="tiny", model=base.model, train=base.train,
-                           features=base.features.__class__(utterance_norm="meanvar", augment_views=0))
+    small = base.__class__(
+        name="tiny",
+        model=base.model,
+        train=base.train,
+        features=base.features.__class__(utterance_norm="meanvar", augment_views=0),
+    )
     runs, real_train = [], loop.train_model
 
     def train_model(config, data, *args, **kwargs):  # the real training, watched
@@ -93,7 +98,9 @@ def test_a_tiny_loso_run_holds_each_speaker_out_and_reports_its_accuracy(data_ro
     assert [set(data.test.clip_speakers) for _, data, _ in runs] == [{"theo"}, {"george"}]
     for (config, data, summary), speaker in zip(runs, ("theo", "george")):
         assert speaker not in set(data.train.clip_speakers) | set(data.val.clip_speakers)
-        assert set(summary["final"]) == {"audio"} and summary["final"]["audio"]["n"] == 500  # audio alone, all 500 clips
+        assert (
+            set(summary["final"]) == {"audio"} and summary["final"]["audio"]["n"] == 500
+        )  # audio alone, all 500 clips
         assert config.train.epochs == 1 and len(data.train.labels) == 20
         assert result["per_speaker"][speaker] == round(summary["final"]["audio"]["accuracy"], 2)
     accuracies = list(result["per_speaker"].values())
