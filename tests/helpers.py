@@ -82,5 +82,18 @@ def app_after_run(page: str, timeout: float = 240, **state):
     at.run()
     at.switch_page(page)
     at.run()
+    settle(at, timeout)
     assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+BACKGROUND = ("Running the encoders over the split",)  # what a page shows while its background pass runs
+
+
+def settle(at, timeout: float = 240):
+    """Rerun at (as the page's polling fragment would) until no background pass it waits for is running."""
+    deadline = time.monotonic() + timeout
+    while any(b in c.value for c in at.caption for b in BACKGROUND) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
     return at

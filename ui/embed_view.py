@@ -3,6 +3,7 @@ Explore page's plot with its selected point, and the downloads (CSV, TensorBoard
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +24,46 @@ def weights_for(choice: str) -> tuple[str, float]:
     return str(path), Path(path).stat().st_mtime
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the dataset split…")
-def _split(weights: str, mtime: float, root: str, split: str):
-    return E.load_split(weights, root, split)
+POLL_S = 1.0
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embeddings")  # one pass of the encoders at a time
 
 
-@st.cache_data(max_entries=24, show_spinner="Computing embeddings…")
-def embedding(weights: str, mtime: float, root: str, split: str, encoder: str, n: int, seed: int = 0) -> E.Embedding:
-    model, _, data = _split(weights, mtime, root, split)
-    return E.compute(model, data, encoder, n, seed)
+def _compute(weights: str, root: str, split: str, n: int) -> dict[str, E.Embedding]:
+    """Every embedding the model has (image, audio, fused) of up to n points of split: the plot and the quality
+    table read them, and one pass over the data serves both."""
+    model, _, data = E.load_split(weights, root, split)
+    encoders = (*model.modalities, *(("fused",) if len(model.modalities) == 2 else ()))
+    return {enc: E.compute(model, data, enc, n) for enc in encoders}
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _job(weights: str, mtime: float, root: str, split: str, n: int) -> Future:  # mtime: a rewritten file, anew
+    return _POOL.submit(_compute, weights, root, split, n)
+
+
+def embeddings(weights: str, mtime: float, root: str, split: str, n: int) -> dict[str, E.Embedding] | None:
+    """The split's embeddings once the background pass is done, None while it runs; its error, raised here."""
+    job = _job(weights, mtime, root, split, n)
+    if not job.done():
+        return None
+    if job.exception() is not None:
+        _job.clear()  # so the next run tries again
+        raise job.exception()
+    return job.result()
+
+
+def embedding(weights: str, mtime: float, root: str, split: str, encoder: str, n: int) -> E.Embedding:
+    """One encoder's embedding from a finished pass (show() waits for it first)."""
+    found = _job(weights, mtime, root, split, n).result()
+    if encoder not in found:
+        raise ValueError(f"this model has no {encoder} embedding (it has {', '.join(found)})")
+    return found[encoder]
+
+
+def _waiting(job: Future) -> None:
+    if job.done():
+        st.rerun()  # the whole page draws the plot
+    st.caption(":material/hourglass_top: Running the encoders over the split in the background…")
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
@@ -47,10 +79,8 @@ def clusters(weights: str, mtime: float, root: str, split: str, encoder: str, n:
 
 @st.cache_data(max_entries=24, show_spinner="Measuring cluster quality…")
 def quality(weights: str, mtime: float, root: str, split: str, n: int, k: int) -> pd.DataFrame:
-    model, _, _ = _split(weights, mtime, root, split)
     rows = {}
-    for enc in (*model.modalities, *(("fused",) if len(model.modalities) == 2 else ())):
-        e = embedding(weights, mtime, root, split, enc, n)
+    for enc, e in _job(weights, mtime, root, split, n).result().items():
         rows[enc] = {**E.cluster_quality(e.vectors, e.meta["digit"].to_numpy(), k), "points": len(e.meta)}
     return pd.DataFrame(rows).T
 
@@ -67,6 +97,9 @@ def show(
     colour: str,
 ) -> None:
     root = str(state.data_root())
+    if embeddings(*weights, root, split, n) is None:  # the encoders' pass runs off the script thread
+        st.fragment(_waiting, run_every=POLL_S)(_job(*weights, root, split, n))
+        return
     emb = embedding(*weights, root, split, encoder, n)
     groups = clusters(*weights, root, split, encoder, n, k)
     shown = f"PCA in {dims}D of {len(emb.meta):,} {encoder} embeddings ({split} split)"
