@@ -199,7 +199,7 @@ def _waiting() -> None:
 
 
 def _profile_status(profile) -> None:
-    from core.model.adapt import profile_bytes
+    from core.model.voice_profile import profile_bytes
 
     predictor = state.predictor(show_errors=False)
     if predictor is not None and profile.model_id != predictor.model_id:
@@ -226,7 +226,7 @@ def _profile_status(profile) -> None:
 
 
 def _upload() -> None:
-    from core.model.adapt import MAX_PROFILE_BYTES, load_profile
+    from core.model.voice_profile import MAX_PROFILE_BYTES, load_profile
 
     file = st.file_uploader(
         "Load a voice profile you downloaded before",

@@ -4,30 +4,25 @@ A VoiceProfile holds the audio encoder and head fine-tuned for a few steps on th
 training clips replayed beside them, so other voices are not forgotten) and the recordings themselves as
 templates: at prediction time the adapted head's logits are lowered by the dynamic-time-warping distance to
 the speaker's nearest recording of each digit. Why this and not the alternatives: docs/results.md, Your voice.
-Profiles are saved and loaded as a plain dict of tensors (torch.load(weights_only=True)) and validated."""
+Profiles are saved and loaded as a plain dict of tensors and validated in core.model.voice_profile."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import io
-import pickle
 import weakref
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.config import N_CLASSES
 from core.errors import DigitsError, InvalidInput
 from core.features import audio
 
-N_DIGITS = 10
-PROFILE_VERSION = 1
-MAX_PROFILE_BYTES = 2 * 1024 * 1024  # the shipped model's profile is ~0.3 MB (float16 weights)
-MAX_CLIPS_PER_DIGIT = 10
 FRAME_SHAPE = (audio.N_FRAMES, audio.N_COEFFS)
+MAX_CLIPS_PER_DIGIT = 10  # recordings a profile may hold per digit
 
 
 class InvalidProfile(DigitsError, ValueError):
@@ -59,7 +54,7 @@ class VoiceProfile:
 
     @property
     def counts(self) -> tuple[int, ...]:
-        return tuple(int(c) for c in np.bincount(self.labels, minlength=N_DIGITS))
+        return tuple(int(c) for c in np.bincount(self.labels, minlength=N_CLASSES))
 
     @property
     def fine_tuned(self) -> bool:
@@ -130,7 +125,7 @@ def dtw_distances(x: np.ndarray, templates: np.ndarray) -> np.ndarray:
 def template_scores(x: np.ndarray, templates: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(N, 10) DTW distance from each standardised feature sequence to the nearest template of each digit."""
     d = dtw_distances(x, templates)
-    return np.stack([d[:, labels == k].min(axis=1) for k in range(N_DIGITS)], axis=1)
+    return np.stack([d[:, labels == k].min(axis=1) for k in range(N_CLASSES)], axis=1)
 
 
 def gate_distance(templates: np.ndarray, labels: np.ndarray) -> float:
@@ -213,9 +208,9 @@ def adapt(
     labels = np.asarray(labels, dtype=np.int64)
     if features.ndim != 3 or features.shape[1:] != FRAME_SHAPE or len(features) != len(labels):
         raise InvalidProfile(f"need (N, {FRAME_SHAPE[0]}, {FRAME_SHAPE[1]}) features, one per label")
-    if ((labels < 0) | (labels >= N_DIGITS)).any():
+    if ((labels < 0) | (labels >= N_CLASSES)).any():
         raise InvalidProfile("labels must be digits 0-9")
-    counts = np.bincount(labels, minlength=N_DIGITS)
+    counts = np.bincount(labels, minlength=N_CLASSES)
     if (counts == 0).any():
         raise InvalidProfile(
             f"every digit needs a recording; missing: {', '.join(str(d) for d in np.flatnonzero(counts == 0))}"
@@ -294,151 +289,6 @@ def replay_clips(root, stats, n: int = 600, seed: int = 0) -> tuple[np.ndarray, 
     return audio.standardize(bank.clean[pick], *stats), bank.digits[pick]
 
 
-# --- files: a plain dict of tensors and numbers, read back with torch.load(weights_only=True) and validated ---
-
-
-def profile_to_dict(profile: VoiceProfile) -> dict:
-    c = profile.config
-    return {
-        "format": "digits-voice-profile",
-        "version": PROFILE_VERSION,
-        "state": {k: v.half() if v.is_floating_point() else v for k, v in profile.state.items()},
-        "templates": torch.from_numpy(np.ascontiguousarray(profile.templates, np.float32)),
-        "labels": torch.from_numpy(np.asarray(profile.labels, np.int64)),
-        "model_id": profile.model_id,
-        "gate": profile.gate,
-        "config": {
-            "steps": c.steps,
-            "lr": c.lr,
-            "replay": c.replay,
-            "template_scale": c.template_scale,
-            "gated": c.gated,
-            "seed": c.seed,
-        },
-    }
-
-
-def profile_bytes(profile: VoiceProfile) -> bytes:
-    """The profile as a small .pt file's bytes (for download)."""
-    buf = io.BytesIO()
-    torch.save(profile_to_dict(profile), buf)
-    return buf.getvalue()
-
-
-def load_profile(data: bytes, model) -> VoiceProfile:
-    """A profile from a file's bytes, refused unless it is a plain, well-formed profile made with model."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise InvalidProfile("a voice profile is read from the bytes of a file")
-    if len(data) > MAX_PROFILE_BYTES:
-        raise InvalidProfile(
-            f"the file is {len(data) / 2**20:.1f} MB; a voice profile is at most {MAX_PROFILE_BYTES // 2**20} MB"
-        )
-    try:
-        raw = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise InvalidProfile(f"refused: not a plain voice profile (it may carry code): {str(exc)[:200]}") from exc
-    except (
-        RuntimeError,
-        EOFError,
-        OSError,
-        zipfile.BadZipFile,
-        ValueError,
-        KeyError,
-        AttributeError,
-        TypeError,
-    ) as exc:
-        raise InvalidProfile(
-            f"not a readable voice profile (truncated or another kind of file): {str(exc)[:200]}"
-        ) from exc
-    return profile_from_dict(raw, model)
-
-
-def profile_from_dict(raw, model) -> VoiceProfile:
-    """Validate a loaded dict against model: keys, shapes, finiteness, counts and settings within their ranges."""
-    if not isinstance(raw, dict) or raw.get("format") != "digits-voice-profile":
-        raise InvalidProfile("not a digits voice profile")
-    if raw.get("version") != PROFILE_VERSION:
-        raise InvalidProfile(f"voice profile version {raw.get('version')!r}; this app reads version {PROFILE_VERSION}")
-    key = raw.get("model_id")
-    if not isinstance(key, str) or len(key) != 16:
-        raise InvalidProfile("the profile does not say which model it was made with")
-    if key != model_id(model):
-        raise InvalidProfile("this voice profile was made with another model; teach the current model your voice again")
-    templates, labels = raw.get("templates"), raw.get("labels")
-    if (
-        not isinstance(templates, torch.Tensor)
-        or not templates.is_floating_point()
-        or templates.dim() != 3
-        or tuple(templates.shape[1:]) != FRAME_SHAPE
-        or not 1 <= len(templates) <= N_DIGITS * MAX_CLIPS_PER_DIGIT
-    ):
-        raise InvalidProfile(
-            f"templates must be (M, {FRAME_SHAPE[0]}, {FRAME_SHAPE[1]}) floats with 1-"
-            f"{N_DIGITS * MAX_CLIPS_PER_DIGIT} recordings"
-        )
-    if (
-        not isinstance(labels, torch.Tensor)
-        or labels.dtype != torch.int64
-        or tuple(labels.shape) != (len(templates),)
-        or not bool(((labels >= 0) & (labels < N_DIGITS)).all())
-    ):
-        raise InvalidProfile("labels must be one digit 0-9 per template")
-    counts = torch.bincount(labels, minlength=N_DIGITS)
-    if bool((counts == 0).any()) or int(counts.max()) > MAX_CLIPS_PER_DIGIT:
-        raise InvalidProfile(f"a profile needs 1-{MAX_CLIPS_PER_DIGIT} recordings of every digit")
-    state = raw.get("state")
-    expected = {k: (tuple(v.shape), v.dtype.is_floating_point) for k, v in base_audio(model).state_dict().items()}
-    if not isinstance(state, dict) or (
-        state
-        and (
-            set(state) != set(expected)
-            or not all(
-                isinstance(v, torch.Tensor) and (tuple(v.shape), v.is_floating_point()) == expected[k]
-                for k, v in state.items()
-            )
-        )
-    ):
-        raise InvalidProfile("the profile's weights do not fit this model's audio encoder (wrong names or shapes)")
-    if not torch.isfinite(templates).all() or not all(
-        torch.isfinite(v).all() for v in state.values() if v.is_floating_point()
-    ):
-        raise InvalidProfile("the profile holds non-finite numbers")
-    gate = raw.get("gate")
-    if not _number(gate, 0, 10):
-        raise InvalidProfile("the profile's gate must be a distance from 0 to 10")
-    return VoiceProfile(
-        {k: v.float() if v.is_floating_point() else v for k, v in state.items()},
-        templates.float().numpy(),
-        labels.numpy(),
-        key,
-        _config(raw.get("config")),
-        float(gate),
-    )
-
-
-def _number(v, lo, hi, integer=False) -> bool:
-    kinds = (int,) if integer else (int, float)
-    return isinstance(v, kinds) and not isinstance(v, bool) and lo <= v <= hi
-
-
-def _config(raw) -> AdaptConfig:
-    if not isinstance(raw, dict):
-        raise InvalidProfile("the profile's settings are missing")
-    ok = (
-        _number(raw.get("steps"), 0, 1000, True)
-        and _number(raw.get("lr"), 0, 1)
-        and _number(raw.get("replay"), 0, 4096, True)
-        and _number(raw.get("template_scale"), 0, 1000)
-        and _number(raw.get("seed"), 0, 2**31 - 1, True)
-        and isinstance(raw.get("gated"), bool)
-    )
-    if not ok:
-        raise InvalidProfile("the profile's settings are out of range")
-    return AdaptConfig(
-        raw["steps"], float(raw["lr"]), raw["replay"], float(raw["template_scale"]), raw["gated"], raw["seed"]
-    )
-
-
 # --- enrollment: each recording checked before it may teach the model anything ---
 
 MIN_WORD_S = 0.12  # a spoken digit is longer than this (FSDD's shortest takes are ~0.2 s)
@@ -468,7 +318,7 @@ def enroll(predictor, digit: int, recording) -> Enrollment:
     """Check one recording ((samples, rate) or file bytes) of digit; InvalidInput when it holds no usable word."""
     from core.limits import MAX_UPLOAD_BYTES as MAX_AUDIO_BYTES
 
-    if not isinstance(digit, (int, np.integer)) or not 0 <= digit < N_DIGITS:
+    if not isinstance(digit, (int, np.integer)) or not 0 <= digit < N_CLASSES:
         raise InvalidInput(f"digit must be 0-9, not {digit!r}")
     if isinstance(recording, (bytes, bytearray)):
         if len(recording) > MAX_AUDIO_BYTES:

@@ -12,17 +12,8 @@ import torch
 
 from core.errors import InvalidInput
 from core.features import audio
-from core.model.adapt import (
-    MAX_PROFILE_BYTES,
-    AdaptConfig,
-    InvalidProfile,
-    adapt,
-    adapted_logits,
-    enroll,
-    load_profile,
-    profile_bytes,
-    profile_to_dict,
-)
+from core.model.adapt import AdaptConfig, InvalidProfile, adapt, adapted_logits, enroll
+from core.model.voice_profile import MAX_PROFILE_BYTES, load_profile, profile_bytes, profile_to_dict
 
 HELD_OUT = "jackson"
 
