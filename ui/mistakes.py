@@ -89,6 +89,8 @@ def section(weights: Path | None, root: Path, head: str, stored: list[list[int]]
         st.caption(f"That cell holds the {matrix[truth][truth]} right answers for {truth}; click one off the diagonal.")
         return
     if answers is None:
+        if not wanted:
+            st.rerun()  # the cell was clicked in this run: the next one starts the evaluation and shows it running
         return  # still evaluating: the hourglass above says so
     _show(mistakes(answers, split, head, truth, predicted, SHOWN), root, head, truth, predicted)
 
