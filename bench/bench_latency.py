@@ -293,7 +293,7 @@ def measure_drawings(page, n: int, profile: Path) -> list[dict]:
 
 def measure_recordings(page, n: int, seconds: float, digit: str, profile: Path) -> list[dict]:
     results, offset = [], read_marks(profile, 0)[1]
-    widget = page.locator('[data-testid="stAudioInput"]')
+    widget = page.locator('[data-testid="stAudioInput"]').first  # the page's recorder, not "Teach it your voice"
     for _ in range(n):
         if page.evaluate("window.__cardValue('Audio prediction')") is not None:
             widget.hover()

@@ -82,9 +82,14 @@ def card(page, head: str) -> tuple[str, str]:
     )
 
 
+def microphone(page):
+    """The page's own recorder: the first audio input ("Teach it your voice" has another, further down)."""
+    return page.locator('[data-testid="stAudioInput"]').first
+
+
 def recorded_wav(page) -> bytes:
     """The recording the browser holds (and sent to the app), through the widget's own download button."""
-    widget = page.locator('[data-testid="stAudioInput"]')
+    widget = microphone(page)
     widget.hover()
     with page.expect_download() as download:
         widget.locator('button[aria-label^="Download as WAV"]').click()
@@ -155,9 +160,9 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
             assert shown_image == str(expected_image)
 
             # Speak through the fake microphone: %noloop plays the WAV once, from when recording opens it.
-            page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
+            microphone(page).locator('button[aria-label="Record"]').click()
             page.wait_for_timeout(int((sf.info(wav).duration + 0.4) * 1000))
-            page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
+            microphone(page).locator('button[aria-label="Stop recording"]').click()
             assert metric(page, "Audio prediction", timeout=90_000) == str(expected_audio)
             # Every card, fused included, is what Predictor gives for the same canvas and recording.
             expected = predictor.predict(image=canvas_pixels(page), audio=recorded_wav(page))
@@ -175,7 +180,7 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
             page.get_by_role("button", name="Try an example from the test set").click()
             wait_until(lambda: canvas_pixels(page).max() == 0, "the canvas was not emptied by the example")
             wait_until(
-                lambda: page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').count() == 1,
+                lambda: microphone(page).locator('button[aria-label="Record"]').count() == 1,
                 "the recording was not replaced by the example",
             )
             for head in ("Fused", "Image", "Audio"):
