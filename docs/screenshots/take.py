@@ -36,9 +36,9 @@ def main(url: str, wav: str | None = None) -> None:
         page.mouse.up()
         page.locator('[data-testid="stMetric"]', has_text="Image prediction").wait_for(timeout=60_000)
         if wav:
-            page.locator('[data-testid="stAudioInput"] button[aria-label="Record"]').click()
+            page.locator('[data-testid="stAudioInput"]').first.locator('button[aria-label="Record"]').click()
             page.wait_for_timeout(2600)
-            page.locator('[data-testid="stAudioInput"] button[aria-label="Stop recording"]').click()
+            page.locator('[data-testid="stAudioInput"]').first.locator('button[aria-label="Stop recording"]').click()
             try:
                 page.locator('[data-testid="stMetric"]', has_text="Fused prediction").wait_for(timeout=60_000)
             except Exception:
