@@ -200,7 +200,24 @@ def _umap(
         warnings.filterwarnings(
             "ignore", message=r"precomputed_knn\[2\]"
         )  # no search index: only transform() needs one
-        return model.fit_transform(x).astype(np.float32)
+        try:
+            return model.fit_transform(x).astype(np.float32)
+        except ProjectionCancelled:
+            _release_tqdm_lock()
+            raise
+
+
+def _release_tqdm_lock() -> None:
+    """Undo the acquisitions of tqdm's lock this thread left behind: tqdm's refresh() holds it while writing and does
+    not release it when the write raises (our cancel, above), and every later bar in the process would wait on it."""
+    from tqdm import tqdm
+
+    lock = tqdm.get_lock()
+    for _ in range(100):  # an RLock held more than once is released as often; release() fails once it is not ours
+        try:
+            lock.release()
+        except (RuntimeError, ValueError, AssertionError):
+            return
 
 
 def _tsne(
