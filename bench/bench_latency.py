@@ -12,14 +12,14 @@ import json
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from tests.helpers import streamlit_server  # the same server the browser tests start
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -89,56 +89,6 @@ def log(message: str) -> None:
 UPLOADS_JS = """s => performance.getEntriesByType('resource')
   .filter(e => e.name.includes('upload_file') && performance.timeOrigin + e.startTime >= s)
   .map(e => [performance.timeOrigin + e.startTime, performance.timeOrigin + e.responseEnd])"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def app_server(env: dict):
-    """`streamlit run app.py` on a free loopback port; yields its URL once it answers."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=REPO,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def spoken_clips(data_root: Path, n: int, tmp: Path) -> list[tuple[Path, str, float]]:
@@ -421,7 +371,7 @@ def main() -> None:
     }
     print(f"CPU: {cpu_model()}; load before: {os.getloadavg()}")
     results = {}
-    with app_server(env) as url:
+    with streamlit_server(env) as url:
         results["idle"] = measure(url, args, profile, tmp, data_root)
         print_table("idle: last mouse-up → Image prediction card", results["idle"]["drawings"])
         print_table("idle: stop → Audio prediction card", results["idle"]["recordings"])
