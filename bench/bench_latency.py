@@ -165,7 +165,7 @@ def clear_canvas(page) -> None:
 
 
 def draw(page, points: list[tuple[float, float]]) -> None:
-    canvas = page.locator('[data-testid="stMain"] canvas').last
+    canvas = page.locator('canvas[aria-label^="Drawing area"], .upper-canvas').first  # the pad; fabric.js before it
     box = canvas.bounding_box()
     x0, y0 = box["x"], box["y"]
     page.mouse.move(x0 + points[0][0], y0 + points[0][1])

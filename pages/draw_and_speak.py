@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 import ui
 from core.errors import InvalidInput
-from core.features.image import INK_THRESHOLD
 from core.features.microphone import record, unavailable_reason
 from ui import cards, charts, examples, profile, state, teach_voice
+from ui.drawing_pad import drawing_pad
 
 UPLOADS = ("picture", "mic", "audio_file")
 
@@ -30,10 +28,8 @@ def reset(*names: str) -> None:
 
 
 def reset_canvas() -> None:
-    """Empty the canvas. Not by a new key: the canvas (0.13) then mounts beside its old background, off the
-    pointer. A new initial drawing empties it in place, and it reports the empty drawing back."""
+    """Empty the canvas: a new generation, which the pad empties itself for, in place."""
     reset("canvas")
-    st.session_state.canvas_reset_pending = True
 
 
 def clear_drawing() -> None:
@@ -49,15 +45,6 @@ def try_example() -> None:
     examples.pick()
 
 
-def has_ink(canvas) -> bool:
-    if st.session_state.get("canvas_reset_pending"):
-        if (canvas.json_data or {}).get("objects"):
-            return False  # the drawing from before the reset, until the canvas reports itself empty
-        st.session_state.canvas_reset_pending = False
-    pixels = canvas.image_data
-    return pixels is not None and np.asarray(pixels)[..., :3].max() / 255.0 > INK_THRESHOLD
-
-
 @st.fragment
 def draw_say_predict() -> None:
     """Inputs and predictions: a stroke or a recording reruns this, not the sidebar and the rest of the page."""
@@ -65,19 +52,15 @@ def draw_say_predict() -> None:
     draw_col, say_col, out_col = st.columns([1, 0.95, 1.5], gap="medium")
     with draw_col:
         st.subheader("1 · Draw")
-        canvas = st_canvas(
-            stroke_width=st.session_state.get("brush", 22),
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            height=260,
-            width=260,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            key="canvas",
-            initial_drawing={"objects": [], "generation": generation("canvas")},
-        )
+        try:
+            drawing = drawing_pad(
+                key="canvas", generation=generation("canvas"), brush=st.session_state.get("brush", 22)
+            )
+        except InvalidInput as exc:
+            st.error(f"Cannot read the drawing: {exc}")
+            drawing = None
         st.button("Clear drawing", icon=":material/ink_eraser:", on_click=clear_drawing)
-        st.slider("Brush width", 8, 40, 22, key="brush", help="Hover the canvas for undo and redo.")
+        st.slider("Brush width", 8, 40, 22, key="brush", help="Undo and redo are under the canvas (or Ctrl+Z, Ctrl+Y).")
         picture = st.file_uploader(
             "…or upload a picture of a digit", type=["png", "jpg", "jpeg", "bmp", "webp"], key=widget_key("picture")
         )
@@ -101,13 +84,7 @@ def draw_say_predict() -> None:
             )
 
     example = st.session_state.get("example") or {}
-    image_in = (
-        picture.getvalue()
-        if picture is not None
-        else np.asarray(canvas.image_data)
-        if has_ink(canvas)
-        else example.get("image")
-    )
+    image_in = picture.getvalue() if picture is not None else drawing if drawing is not None else example.get("image")
     local = st.session_state.get("local_recording")
     audio_in = (
         spoken.getvalue()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import InvalidInput
-from core.limits import MAX_DECODED_IMAGE_BYTES, MB, MIN_IMAGE_SIDE
+from core.limits import MAX_DECODED_IMAGE_BYTES, MAX_UPLOAD_BYTES, MB, MIN_IMAGE_SIDE
 from core.limits import MAX_IMAGE_PIXELS as MAX_UPLOAD_PIXELS
 
 INK_THRESHOLD = 0.15  # a pixel this bright (after polarity) counts as ink
@@ -47,6 +49,20 @@ def decode(data: bytes) -> np.ndarray:
         raise InvalidInput(f"The picture is too large; the limit is {MAX_UPLOAD_PIXELS:,} pixels.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput("Could not read this file as a picture. Use PNG or JPEG of one digit.") from exc
+
+
+def decode_data_url(url: str) -> np.ndarray:
+    """Decode a PNG data URL (as a browser canvas gives it) to an RGBA uint8 array."""
+    prefix = "data:image/png;base64,"
+    if not isinstance(url, str) or not url.startswith(prefix):
+        raise InvalidInput("The drawing did not arrive as a PNG image.")
+    if len(url) > len(prefix) + MAX_UPLOAD_BYTES * 4 // 3 + 4:
+        raise InvalidInput(f"The drawing is larger than {MAX_UPLOAD_BYTES // MB} MB.")
+    try:
+        data = base64.b64decode(url[len(prefix) :], validate=True)
+    except binascii.Error as exc:
+        raise InvalidInput("The drawing did not arrive as a PNG image.") from exc
+    return decode(data)
 
 
 def _bytes_per_pixel(mode: str) -> int:

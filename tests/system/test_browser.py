@@ -109,13 +109,15 @@ def wait_until(condition, message: str, timeout_s: float = 60) -> None:
         time.sleep(0.2)
 
 
+def drawing_pad(page):
+    """The draw page's canvas (ui/drawing_pad.js)."""
+    return page.locator('canvas[aria-label^="Drawing area"]')
+
+
 def canvas_pixels(page) -> np.ndarray:
-    """What the canvas holds: its layers (background, drawing) read back from the browser and overlaid."""
-    urls = page.locator('[data-testid="stMain"] canvas').evaluate_all(
-        "cs => cs.filter(c => c.width > 100).map(c => c.toDataURL('image/png'))"
-    )
-    layers = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))).convert("RGB")) for u in urls]
-    return np.max(np.stack([layer for layer in layers if layer.shape == layers[0].shape]), axis=0)
+    """What the canvas holds, read back from the browser."""
+    url = drawing_pad(page).evaluate("c => c.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
 
 
 def test_draw_and_speak_in_a_real_browser(server, data_root):
@@ -145,8 +147,8 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
             # The sidebar was drawn while the model loaded; it names the model without the visitor clicking.
             page.locator('[data-testid="stSidebar"]').get_by_text("Loaded: ").wait_for(timeout=30_000)
 
-            # Draw a 7 with the mouse on the canvas (fabric.js listens on its upper canvas).
-            canvas = page.locator(".upper-canvas").first
+            # Draw a 7 with the mouse on the canvas.
+            canvas = drawing_pad(page)
             canvas.scroll_into_view_if_needed()
             box = canvas.bounding_box()
             x0, y0 = box["x"], box["y"]
@@ -206,7 +208,7 @@ def test_draw_with_a_finger_on_a_phone(server):
             page = context.new_page()
             page.goto(url, timeout=120_000)
             page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
-            canvas = page.locator(".upper-canvas").first
+            canvas = drawing_pad(page)
             canvas.scroll_into_view_if_needed()
             box = canvas.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box  # the canvas fits the phone's width
@@ -218,6 +220,12 @@ def test_draw_with_a_finger_on_a_phone(server):
             shown = metric(page, "Image prediction")
             assert canvas_pixels(page).max() > 0  # the finger drew, it did not scroll the page
             assert shown == str(predictor.predict(image=canvas_pixels(page)).digits["image"])
+            # Undo takes the stroke back, card and all; Redo brings both back.
+            page.get_by_role("button", name="Undo").tap()
+            wait_until(lambda: not shown_cards(page), "Undo left the image card")
+            assert canvas_pixels(page).max() == 0
+            page.get_by_role("button", name="Redo").tap()
+            assert metric(page, "Image prediction") == shown
             page.get_by_role("button", name="Clear drawing").tap()
             wait_until(lambda: not shown_cards(page), "Clear drawing left the image card")
             assert canvas_pixels(page).max() == 0

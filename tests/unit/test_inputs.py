@@ -1,5 +1,6 @@
 """Broken and hostile audio and images: valid ones are predicted, the rest raise InvalidInput with a clear message."""
 
+import base64
 import io
 import shutil
 import struct
@@ -14,6 +15,7 @@ from PIL import Image
 from core import limits, paths
 from core.errors import InvalidInput
 from core.features.audio import trim_speech
+from core.features.image import decode_data_url
 from core.predict import Predictor, prepare_audio, prepare_image
 
 
@@ -307,7 +309,7 @@ BAD_IMAGES = {
     "1x1": (lambda d: png(np.full((1, 1), 255, np.uint8)), "1x1 pixels; a digit needs at least 8x8"),
     "all_white": (lambda d: png(np.full((300, 300, 3), 255, np.uint8)), "blank"),
     "all_black": (lambda d: png(np.zeros((300, 300, 3), np.uint8)), "blank"),
-    "blank_canvas": (lambda d: np.zeros((280, 280, 4), np.uint8), "blank"),  # st_canvas before any stroke
+    "blank_canvas": (lambda d: np.zeros((280, 280, 4), np.uint8), "blank"),  # transparent, nothing drawn
     "black_canvas": (
         lambda d: np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)]),
         "blank",
@@ -354,6 +356,32 @@ def test_bad_images_are_refused_with_a_clear_message(predictor, digit, name):
     make, message = BAD_IMAGES[name]
     with pytest.raises(InvalidInput, match=message):
         predictor.predict(image=make(digit))
+
+
+def test_the_drawing_pads_png_reads_as_the_drawing(predictor, digit):
+    """The pad sends a data URL of white ink on opaque black; it decodes to the same pixels and prediction."""
+    canvas = np.dstack(
+        [np.asarray(Image.fromarray(digit).resize((260, 260)))] * 3 + [np.full((260, 260), 255, np.uint8)]
+    )
+    decoded = decode_data_url("data:image/png;base64," + base64.b64encode(png(canvas)).decode())
+    assert np.array_equal(decoded, canvas)
+    assert predictor.predict(image=decoded).probs == predictor.predict(image=canvas).probs
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("data:image/jpeg;base64,/9j/4AAQ", "did not arrive as a PNG"),
+        ("data:image/png;base64,not base64!", "did not arrive as a PNG"),
+        ("data:image/png;base64," + base64.b64encode(b"%PDF-1.4").decode(), "Could not read this file as a picture"),
+        ("data:image/png;base64," + "A" * (limits.MAX_UPLOAD_BYTES * 4 // 3 + 8), "larger than 20 MB"),
+        (None, "did not arrive as a PNG"),
+    ],
+    ids=["jpeg", "not_base64", "not_a_png", "oversized", "none"],
+)
+def test_a_bad_drawing_is_refused_with_a_clear_message(url, message):
+    with pytest.raises(InvalidInput, match=message):
+        decode_data_url(url)
 
 
 def test_predictor_keeps_working_after_bad_inputs(predictor, clip, digit):
