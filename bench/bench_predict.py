@@ -16,7 +16,7 @@ from core.predict import Predictor
 
 
 def canvas_from(digit28: np.ndarray) -> np.ndarray:
-    """A 280x280 RGBA canvas like streamlit-drawable-canvas returns: white strokes on transparent black."""
+    """A 280x280 RGBA canvas: white strokes on transparent black (the pad sends opaque black; both read alike)."""
     big = np.kron(digit28, np.ones((10, 10), np.float32))
     rgba = np.zeros((280, 280, 4), np.uint8)
     rgba[..., :3] = (big[..., None] * 255).astype(np.uint8)
