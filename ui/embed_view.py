@@ -163,7 +163,12 @@ def _plot(
 ) -> None:
     df = frame(emb, xy, groups)
     dims = xy.shape[1]
-    event = st.plotly_chart(figure(df, colour, dims), key=f"scatter_{dims}", on_select="rerun", selection_mode="points")
+    # Every rerun (a click on a point, a revisit) would build the 10,000-point figure again: once per plot instead.
+    key = (split, encoder, colour, hash(xy.tobytes()), hash(groups.tobytes()))
+    kept = st.session_state.get("emb_figure")
+    if kept is None or kept[0] != key:
+        kept = st.session_state["emb_figure"] = (key, figure(df, colour, dims))
+    event = st.plotly_chart(kept[1], key=f"scatter_{dims}", on_select="rerun", selection_mode="points")
     _downloads(split, encoder, emb, groups, df)
     picked = [p.get("customdata", [None])[0] for p in (event.selection.points if event else [])]
     key = f"emb_point_{split}_{encoder}_{len(df)}"
@@ -180,7 +185,7 @@ def _downloads(split: str, encoder: str, emb: E.Embedding, groups: np.ndarray, d
     stem = f"{encoder}_{split}_{len(df)}"
     cols[0].download_button(
         "Download coordinates (CSV)",
-        df.drop(columns="row").to_csv(index=False).encode(),
+        lambda: df.drop(columns="row").to_csv(index=False).encode(),  # built when clicked, not on every run
         file_name=f"{stem}_coordinates.csv",
         mime="text/csv",
         on_click="ignore",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from core import paths
@@ -51,6 +52,12 @@ def test_the_page_polls_until_its_projection_is_drawn_and_shares_it(server):
             # Another session: the kept result, no new job.
             second.get_by_role("button", name=DONE).wait_for(timeout=120_000)
             assert second.get_by_text("t-SNE: iteration").count() == 0
+            second.locator(PLOT).first.wait_for(timeout=30_000)  # the chart mounts a moment after the button below it
             assert second.locator(PLOT).count() == 1
+            # The coordinates download, built when clicked: a row per plotted point.
+            with second.expect_download() as download:
+                second.get_by_role("button", name=DONE).click()
+            table = pd.read_csv(download.value.path())
+            assert len(table) == 2000 and {"digit", "prediction", "cluster", "x", "y"} <= set(table.columns)
         finally:
             browser.close()
