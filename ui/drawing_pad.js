@@ -42,6 +42,7 @@ function createPad(parent) {
     if (event.pointerType === "mouse" && event.button !== 0) return;
     if (pad.current) return; // a second finger while one draws
     event.preventDefault();
+    canvas.focus({ preventScroll: true }); // for Ctrl+Z / Ctrl+Y
     canvas.setPointerCapture(event.pointerId);
     pad.pointerId = event.pointerId;
     pad.current = { width: pad.brush, points: [at(event)] };
@@ -65,6 +66,7 @@ function createPad(parent) {
     updateButtons(pad);
     send(pad); // at once: no debounce between the pen lifting and the app hearing of it
   };
+  canvas.addEventListener("contextmenu", (event) => event.preventDefault()); // a long press draws a dot, no menu
   canvas.addEventListener("pointerup", lift);
   canvas.addEventListener("pointercancel", lift);
   undo.addEventListener("click", () => step(pad, pad.strokes, pad.undone));

@@ -160,6 +160,11 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
             shown_image = metric(page, "Image prediction")
             expected_image = predictor.predict(image=canvas_pixels(page)).digits["image"]
             assert shown_image == str(expected_image)
+            # The keyboard's undo and redo, on the canvas the mouse just drew on.
+            page.keyboard.press("Control+z")
+            wait_until(lambda: "Image prediction" not in shown_cards(page), "Ctrl+Z left the image card")
+            page.keyboard.press("Control+y")
+            assert metric(page, "Image prediction") == shown_image
 
             # Speak through the fake microphone: %noloop plays the WAV once, from when recording opens it.
             microphone(page).locator('button[aria-label="Record"]').click()
