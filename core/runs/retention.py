@@ -1,4 +1,5 @@
-"""runs/ retention: past a count or a size, the oldest ended runs are deleted; runs results/ cites never are."""
+"""runs/ retention: past a count or a size, the oldest ended runs are deleted; runs results/ cites, and the runs of a
+sweep whose plan is still in runs/.sweeps/, never are."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ from core.runs import records
 from core.io import UnreadableRecord, process_alive
 from core.runs.listing import ENDED, RunInfo, list_runs
 from core.runs.results import load_results
+from core.runs.sweep import SWEEPS_DIR
 
 DELETING = ".deleting-"  # a run is renamed to this first, so no page ever lists it half deleted
 
@@ -17,6 +19,13 @@ DELETING = ".deleting-"  # a run is renamed to this first, so no page ever lists
 def protected(results_dir: Path | None = None) -> set[str]:
     """Ids of the runs that committed results (results/*/*.json, "run_id") were made from."""
     return {r["run_id"] for r in load_results(results_dir) if isinstance(r.get("run_id"), str)}
+
+
+def in_a_sweep(runs: list[RunInfo], root: Path) -> set[str]:
+    """Ids of the runs of a sweep whose plan is still in runs/.sweeps/: a sweep is an operator's deliberate job, and a
+    sweep run without --results has no other copy of its records (deleting the plan releases them)."""
+    plans = root / SWEEPS_DIR
+    return {r.run_id for r in runs if r.sweep and (plans / f"{r.sweep['sweep_id']}.json").is_file()}
 
 
 def size_of(path: Path) -> int:
@@ -61,7 +70,8 @@ def prune(runs_root: Path | None = None, keep_runs: int | None = None, keep_byte
     """Delete the oldest ended runs until at most keep_runs runs remain and they take at most keep_bytes
     (both default to the deployment setting); returns the ids deleted, oldest first.
 
-    Running runs, unreadable ones (their state is unknown) and runs that results/ cites are kept, even past a limit."""
+    Running runs, unreadable ones (their state is unknown), runs that results/ cites and the runs of a sweep still
+    planned in runs/.sweeps/ are kept, even past a limit."""
     root = paths.runs_dir(runs_root).resolve()
     if keep_runs is None or keep_bytes is None:
         settings = deployment.load()
@@ -72,7 +82,7 @@ def prune(runs_root: Path | None = None, keep_runs: int | None = None, keep_byte
     runs = list_runs(root)
     sizes = {r.run_id: size_of(r.path) for r in runs}
     count, total = len(runs), sum(sizes.values())
-    keep = protected(results_dir)
+    keep = protected(results_dir) | in_a_sweep(runs, root)
     candidates = sorted((r for r in runs if r.run_id not in keep and _surely_ended(r)), key=lambda r: (r.started or 0, r.run_id))
     deleted = []
     for run in candidates:

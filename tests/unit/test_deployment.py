@@ -27,6 +27,7 @@ from core.runs.store import (
     pid_alive,
     start_training,
 )
+from core.runs.sweep import SWEEPS_DIR
 from ui.examples import client_is_local
 
 APP = str(paths.REPO_ROOT / "app.py")
@@ -245,6 +246,20 @@ def test_retention_deletes_the_oldest_ended_runs_first_and_spares_the_rest(tmp_p
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_retention_spares_the_runs_of_a_sweep_until_its_plan_is_deleted(tmp_path):
+    root = tmp_path / "runs"
+    for i in range(3):
+        run = _ended(root, f"sw-try1-s{i}", 100 + i)
+        (run / "sweep.json").write_text(json.dumps({"sweep_id": "sw", "trial": "try1", "seed": i}))
+    _ended(root, "by-hand", 50)
+    (root / SWEEPS_DIR).mkdir()
+    plan = root / SWEEPS_DIR / "sw.json"
+    plan.write_text("{}")  # only its presence counts here
+    assert prune(root, keep_runs=1, keep_bytes=10**9, results_dir=tmp_path / "none") == ["by-hand"]
+    plan.unlink()
+    assert prune(root, keep_runs=1, keep_bytes=10**9, results_dir=tmp_path / "none") == ["sw-try1-s0", "sw-try1-s1"]
 
 
 def test_retention_by_bytes(tmp_path):
