@@ -128,19 +128,9 @@ def epoch_lr(t, epoch: int) -> float:
     raise ValueError(f"lr_schedule must be constant or cosine, not {t.lr_schedule!r}")
 
 
-def fit(
-    config: RunConfig,
-    data: RunData,
-    run_dir: Path | None = None,
-    on_epoch_end: EpochCallback | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
-    progress: bool = False,
-    device=None,
-) -> dict:
-    """Train config on data. Writes metrics.jsonl, best.pt and final.pt into run_dir when given.
-
-    Returns the summary: best epoch, per-epoch history, and test metrics of the best and final weights."""
-    return train_model(config, data, run_dir, on_epoch_end, should_stop, progress, device)[1]
+def fit(config: RunConfig, data: RunData, *args, **kwargs) -> dict:
+    """train_model() (same parameters) without the model: the summary only."""
+    return train_model(config, data, *args, **kwargs)[1]
 
 
 def train_model(
@@ -152,7 +142,10 @@ def train_model(
     progress: bool = False,
     device=None,
 ) -> tuple[DigitClassifier, dict]:
-    """fit(), also returning the final model (in eval mode)."""
+    """Train config on data. Writes metrics.jsonl, best.pt and final.pt into run_dir when given.
+
+    Returns the final model (in eval mode) and the summary: best epoch, per-epoch history, and test metrics of the
+    best and final weights."""
     device = device or best_device()
     t = config.train
     torch.manual_seed(t.seed)
