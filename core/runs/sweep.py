@@ -181,22 +181,14 @@ def run_local(
     return results
 
 
-def run_ray(
-    specs: list[TrialSpec],
-    runs_root: Path,
-    data_dir: str | None,
-    engine: Engine,
-    progress: Progress,
-    storage: Path,
-    name: str,
-    env: dict | None = None,
-) -> list[dict]:
-    """The trials as a Ray Tune grid: one trial per spec, retried by Tune (FailureConfig) when its worker dies."""
+def run_ray(specs: list[TrialSpec], *args, **kwargs) -> list[dict]:
+    """The trials as a Ray Tune grid: one trial per spec, retried by Tune (FailureConfig) when its worker dies.
+    The parameters are core.runs.ray_engine.run's, imported only here: Ray reads the settings below at import."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # read when Ray is imported: no usage reports
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off (verbose=0); Progress prints
     from core.runs import ray_engine
 
-    return ray_engine.run(specs, runs_root, data_dir, engine, progress, storage, name, env)
+    return ray_engine.run(specs, *args, **kwargs)
 
 
 def run_sweep(
