@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from tests.helpers import streamlit_server  # the server the browser tests and bench_latency start
 
 REPO = Path(__file__).resolve().parent.parent
 FIRST_PAGE_TEXT = "Draw a digit, say it"  # the default page's title, drawn once app.py has run
 LAST_SECTION_TEXT = "3 · Prediction"  # drawn after every input widget, just before the page waits for the model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def first_page(url: str, timeout_s: float) -> dict[str, float]:
@@ -62,36 +43,15 @@ def first_page(url: str, timeout_s: float) -> dict[str, float]:
 
 
 def one_start(weights: str, browser: bool) -> tuple[float, dict[str, float]]:
-    port = free_port()
-    env = {**os.environ, "DIGITS_WEIGHTS": weights, "DIGITS_RUNS_DIR": tempfile.mkdtemp(prefix="bench-app-runs-")}
+    """Seconds from `streamlit run app.py` to its health check answering; the first page's steps when browser."""
+    env = {"DIGITS_WEIGHTS": weights, "DIGITS_RUNS_DIR": tempfile.mkdtemp(prefix="bench-app-runs-")}
     start = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_http(f"http://127.0.0.1:{port}/_stcore/health", start + 60):
-            raise SystemExit("streamlit did not answer within 60 s")
+    # Polled every 50 ms, with Streamlit's own file watcher as a user's `streamlit run` has it (the tests turn it off).
+    with streamlit_server(
+        env, ready_path="/_stcore/health", poll_s=0.05, timeout_s=60, options={"server.fileWatcherType": "auto"}
+    ) as url:
         answered = time.monotonic() - start
-        return answered, first_page(f"http://127.0.0.1:{port}/", 60) if browser else {}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        return answered, first_page(f"{url}/", 60) if browser else {}
 
 
 def main() -> None:
@@ -107,7 +67,10 @@ def main() -> None:
     )
     drawn = []
     for i in range(repeats):
-        answered, marks = one_start(args.weights, browser=not args.quick)
+        try:
+            answered, marks = one_start(args.weights, browser=not args.quick)
+        except TimeoutError as exc:  # the server's; playwright's timeouts are errors of its own
+            raise SystemExit(str(exc)) from None
         line = f"start {i + 1}: server answering after {answered:.1f} s"
         if marks:
             drawn.append(answered + marks["title"])

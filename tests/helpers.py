@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,42 +26,36 @@ def speech_like(seconds: float = 0.5, rate: int = 8000, f0: float = 140.0, seed:
 
 
 @contextmanager
-def streamlit_server(env: dict):
-    """`streamlit run app.py` on a free loopback port with env; yields its URL once it accepts connections."""
+def streamlit_server(
+    env: dict, ready_path: str = "", poll_s: float = 0.5, timeout_s: float = 90, options: dict | None = None
+):
+    """`streamlit run app.py` on a free loopback port with env added to the environment; yields its URL once it
+    accepts connections (with ready_path, once GET ready_path answers 200), polling every poll_s seconds.
+    options: `--name value` flags of streamlit's, over the defaults below. TimeoutError when it does not answer."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    flags = {
+        "server.headless": "true",
+        "server.port": str(port),
+        "server.address": "127.0.0.1",
+        "browser.gatherUsageStats": "false",
+        "server.fileWatcherType": "none",
+        **(options or {}),
+    }
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
+        [sys.executable, "-m", "streamlit", "run", "app.py", *(a for k, v in flags.items() for a in (f"--{k}", v))],
         cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        deadline = time.monotonic() + timeout_s
+        while not _answers(port, ready_path):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"streamlit did not answer within {timeout_s:.0f} s")
+            time.sleep(poll_s)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -68,6 +63,18 @@ def streamlit_server(env: dict):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _answers(port: int, ready_path: str) -> bool:
+    """Whether 127.0.0.1:port accepts a connection, or with ready_path, answers GET ready_path with 200."""
+    try:
+        if not ready_path:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def app_after_run(page: str, timeout: float = 240, **state):
