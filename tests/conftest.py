@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_module
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,9 @@ def tiny_run(data_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_weights(tiny_run) -> Path:
     return tiny_run / "final.pt"
+
+
+@pytest.fixture
+def embeddings_cli(tiny_weights, data_root):
+    """`python -m core.embeddings --weights <tiny checkpoint> --data-dir <mirror> ARGS...`, its output captured."""
+    return lambda *args: run_module("core.embeddings", "--weights", tiny_weights, "--data-dir", data_root, *args)

@@ -77,6 +77,11 @@ def _answers(port: int, ready_path: str) -> bool:
         return False
 
 
+def run_module(module: str, *args) -> subprocess.CompletedProcess:
+    """`python -m module args...` from the repo root (args as strings), its output captured as text."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True, text=True)
+
+
 def app_after_run(page: str, timeout: float = 240, **state):
     """AppTest of app.py after a run of page, with state set first. Always switched to explicitly: AppTest's first
     run has no page URL, and widget clicks on that run's default page do not reach the script (its page id

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from core.analysis import embeddings as E
-
-REPO = E.__file__.rsplit("/core/", 1)[0]
+from tests.helpers import REPO, run_module
 
 
 def blobs(n_per=40, dim=16, seed=0, k=5):
@@ -152,46 +151,16 @@ def test_bad_parameters_are_refused():
         E.project(x, "pca", dims=4)
 
 
-def test_cli_help_and_csv_export(tiny_weights, data_root, tmp_path):
-    help_ = subprocess.run(
-        [sys.executable, "-m", "core.embeddings", "--help"], cwd=REPO, capture_output=True, text=True
-    )
+def test_cli_help_and_csv_export(embeddings_cli, tmp_path):
+    help_ = run_module("core.embeddings", "--help")
     assert help_.returncode == 0 and "--method" in help_.stdout
     out = tmp_path / "proj.csv"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core.embeddings",
-            "--weights",
-            str(tiny_weights),
-            "--data-dir",
-            str(data_root),
-            "--encoder",
-            "fused",
-            "--n",
-            "150",
-            "--method",
-            "pca",
-            "--dims",
-            "3",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    run = embeddings_cli("--encoder", "fused", "--n", 150, "--method", "pca", "--dims", 3, "--out", out)
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(out)
     assert len(table) == 150 and {"x", "y", "z", "cluster", "digit", "prediction"} <= set(table.columns)
 
 
 def test_cli_reports_a_missing_dataset(tiny_weights, tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-m", "core.embeddings", "--weights", str(tiny_weights), "--data-dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    run = run_module("core.embeddings", "--weights", tiny_weights, "--data-dir", tmp_path)
     assert run.returncode == 1 and "error:" in run.stderr and "Traceback" not in run.stderr

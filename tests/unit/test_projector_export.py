@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -13,8 +11,6 @@ import pytest
 
 from core.analysis import embeddings as E
 from core.analysis import projector_export as X
-
-REPO = E.__file__.rsplit("/core/", 1)[0]
 
 
 def sample(n=7, d=5, images=True, seed=0):
@@ -97,28 +93,9 @@ def test_the_coordinates_table_has_a_row_per_point_with_its_label_and_place():
         E.coordinates_table(meta, xy[:2], np.array([2, 0, 1]))
 
 
-def test_the_cli_writes_a_projector_export_of_the_embedding(tiny_weights, data_root, tmp_path):
+def test_the_cli_writes_a_projector_export_of_the_embedding(embeddings_cli, tiny_weights, data_root, tmp_path):
     out = tmp_path / "projector"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core.embeddings",
-            "--weights",
-            str(tiny_weights),
-            "--data-dir",
-            str(data_root),
-            "--encoder",
-            "fused",
-            "--n",
-            "150",
-            "--projector",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    run = embeddings_cli("--encoder", "fused", "--n", 150, "--projector", out)
     assert run.returncode == 0, run.stderr
     back = X.read_projector(out)
     model, _, split = E.load_split(tiny_weights, data_root, "test")
