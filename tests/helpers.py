@@ -1,8 +1,9 @@
-"""Helpers the tests share: a speech-like signal, a Streamlit server on loopback, an AppTest after a page's run."""
+"""Helpers the tests share: speech-like audio, a loopback Streamlit server, AppTest runs, the browser tests' parts."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
+import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,3 +112,70 @@ def settle(at, timeout: float = 240):
         time.sleep(0.5)
         at.run()
     return at
+
+
+# The browser tests' shared parts: Debian's chromium through Playwright, the fake microphone, the page's readers.
+CHROMIUM = "/usr/bin/chromium"
+
+
+def require_chromium(sox: bool = False) -> None:
+    """Fail (not skip) when chromium, or sox with sox=True, is missing: scripts/setup --dev installs them."""
+    if not Path(CHROMIUM).exists() or (sox and not shutil.which("sox")):
+        pytest.fail(
+            "the browser test needs /usr/bin/chromium and sox (scripts/setup --dev installs them)"
+            if sox
+            else "the browser test needs /usr/bin/chromium (scripts/setup --dev installs it)"
+        )
+
+
+def launch_chromium(playwright, fake_mic: Path | None = None):
+    """Headless chromium; with fake_mic, microphone allowed and fed by that WAV, played once from when a recording
+    opens the device (chromium reads the file afresh each time)."""
+    args = ["--no-sandbox", "--disable-gpu"]
+    if fake_mic is not None:
+        args += [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={fake_mic}%noloop",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ]
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*args, "--no-first-run"])
+
+
+def fake_mic_wav(source: Path, out: Path, pad_before: float, pad_after: float) -> float:
+    """source written to out as the fake microphone's file (16 kHz, 16-bit mono, by sox), with pad_before and
+    pad_after seconds of silence around it; its duration in seconds."""
+    subprocess.run(
+        ["sox", str(source), "-r", "16000", "-b", "16", "-c", "1", str(out), "pad", str(pad_before), str(pad_after)],
+        check=True,
+    )
+    return sf.info(out).duration
+
+
+def metric(page, label: str, timeout: float = 60_000) -> str:
+    box = page.locator('[data-testid="stMetric"]', has_text=label)
+    box.wait_for(timeout=timeout)
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def card(page, head: str) -> tuple[str, str]:
+    """(digit, "NN% sure") as a prediction card shows them."""
+    box = page.locator('[data-testid="stMetric"]', has_text=f"{head.capitalize()} prediction")
+    return (
+        box.locator('[data-testid="stMetricValue"]').inner_text().strip(),
+        box.locator('[data-testid="stMetricDelta"]').inner_text().strip(),
+    )
+
+
+def microphone(page):
+    """The page's own recorder: the first audio input ("Teach it your voice" has another, further down)."""
+    return page.locator('[data-testid="stAudioInput"]').first
+
+
+def wait_until(condition, message: str, timeout_s: float = 60) -> None:
+    """Poll condition (a hang guard, not a speed limit)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)

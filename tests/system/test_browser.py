@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +13,18 @@ from PIL import Image
 
 from core import paths
 from core.predict import Predictor
-from tests.helpers import streamlit_server
+from tests.helpers import (
+    card,
+    fake_mic_wav,
+    launch_chromium,
+    metric,
+    microphone,
+    require_chromium,
+    streamlit_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 
 
 def weights_for_browser(request) -> Path:
@@ -32,23 +37,7 @@ def fake_mic_clip(predictor: Predictor, data_root: Path, tmp: Path) -> tuple[Pat
     best = None
     for name in ["3_jackson_0.wav", "5_theo_1.wav", "0_george_2.wav", "8_nicolas_0.wav", "6_lucas_3.wav"]:
         out = tmp / f"16k_{name}"
-        subprocess.run(
-            [
-                "sox",
-                str(data_root / "fsdd" / "recordings" / name),
-                "-r",
-                "16000",
-                "-b",
-                "16",
-                "-c",
-                "1",
-                str(out),
-                "pad",
-                "0.6",
-                "0.9",
-            ],
-            check=True,
-        )
+        fake_mic_wav(data_root / "fsdd" / "recordings" / name, out, 0.6, 0.9)
         samples, rate = sf.read(out, dtype="float32")
         r = predictor.predict(audio=(samples, rate))
         if best is None or r.confidence > best[2]:
@@ -58,33 +47,12 @@ def fake_mic_clip(predictor: Predictor, data_root: Path, tmp: Path) -> tuple[Pat
 
 @pytest.fixture(scope="module")
 def server(request, data_root, tmp_path_factory):
-    if not Path(CHROMIUM).exists() or not shutil.which("sox"):
-        pytest.fail("the browser test needs /usr/bin/chromium and sox (scripts/setup --dev installs them)")
+    require_chromium(sox=True)
     tmp = tmp_path_factory.mktemp("browser")
     weights = weights_for_browser(request)
     env = {"DIGITS_WEIGHTS": str(weights), "DIGITS_DATA_DIR": str(data_root), "DIGITS_RUNS_DIR": str(tmp / "runs")}
     with streamlit_server(env) as url:
         yield url, weights, tmp
-
-
-def metric(page, label: str, timeout: float = 60_000) -> str:
-    box = page.locator('[data-testid="stMetric"]', has_text=label)
-    box.wait_for(timeout=timeout)
-    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
-
-
-def card(page, head: str) -> tuple[str, str]:
-    """(digit, "NN% sure") as a prediction card shows them."""
-    box = page.locator('[data-testid="stMetric"]', has_text=f"{head.capitalize()} prediction")
-    return (
-        box.locator('[data-testid="stMetricValue"]').inner_text().strip(),
-        box.locator('[data-testid="stMetricDelta"]').inner_text().strip(),
-    )
-
-
-def microphone(page):
-    """The page's own recorder: the first audio input ("Teach it your voice" has another, further down)."""
-    return page.locator('[data-testid="stAudioInput"]').first
 
 
 def recorded_wav(page) -> bytes:
@@ -99,14 +67,6 @@ def recorded_wav(page) -> bytes:
 def shown_cards(page) -> set[str]:
     labels = page.locator('[data-testid="stMetric"] [data-testid="stMetricLabel"]').all_inner_texts()
     return {label.strip() for label in labels}
-
-
-def wait_until(condition, message: str, timeout_s: float = 60) -> None:
-    """Poll condition (a hang guard, not a speed limit)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.2)
 
 
 def drawing_pad(page):
@@ -127,19 +87,7 @@ def test_draw_and_speak_in_a_real_browser(server, data_root):
     predictor = Predictor.load(weights)
     wav, expected_audio = fake_mic_clip(predictor, data_root, tmp)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}%noloop",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p, fake_mic=wav)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
             page.goto(url, timeout=120_000)
@@ -207,7 +155,7 @@ def test_draw_with_a_finger_on_a_phone(server):
     url, weights, _ = server
     predictor = Predictor.load(weights)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
             page = context.new_page()

@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 
 from core import paths
-from tests.helpers import streamlit_server
+from tests.helpers import fake_mic_wav, launch_chromium, metric, microphone, require_chromium, streamlit_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 SPEAKER, TAKE, PROBE = "lucas", 3, ("5", 4)  # enrolled takes, and the take spoken after adapting
 
 
 def _clip(data_root: Path, digit: int | str, take: int, out: Path) -> float:
     """An FSDD clip at 16 kHz with silence around it, written to out (the fake microphone's file); its duration."""
-    subprocess.run(
-        [
-            "sox",
-            str(data_root / "fsdd" / "recordings" / f"{digit}_{SPEAKER}_{take}.wav"),
-            "-r",
-            "16000",
-            "-b",
-            "16",
-            "-c",
-            "1",
-            str(out),
-            "pad",
-            "0.5",
-            "0.7",
-        ],
-        check=True,
-    )
-    return sf.info(out).duration
+    return fake_mic_wav(data_root / "fsdd" / "recordings" / f"{digit}_{SPEAKER}_{take}.wav", out, 0.5, 0.7)
 
 
 def _record(page, widget, seconds: float) -> None:
@@ -48,8 +27,7 @@ def _record(page, widget, seconds: float) -> None:
 def test_teach_it_your_voice_in_a_real_browser(data_root, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists() or not shutil.which("sox"):
-        pytest.fail("the browser test needs /usr/bin/chromium and sox (scripts/setup --dev installs them)")
+    require_chromium(sox=True)
     mic = tmp_path / "mic.wav"
     _clip(data_root, 0, TAKE, mic)
     env = {
@@ -60,19 +38,7 @@ def test_teach_it_your_voice_in_a_real_browser(data_root, tmp_path):
     with streamlit_server(env) as url, sync_playwright() as p:
         # Chromium reads the fake microphone's file afresh each time a recording opens the device, so one file,
         # rewritten with the next digit before each recording, feeds all ten.
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={mic}%noloop",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p, fake_mic=mic)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"]).new_page()
             page.goto(url, timeout=120_000)
@@ -98,11 +64,9 @@ def test_teach_it_your_voice_in_a_real_browser(data_root, tmp_path):
 
             # Now say a digit through the page's main microphone: the audio card is the adapted one.
             seconds = _clip(data_root, PROBE[0], PROBE[1], mic)
-            main = page.locator('[data-testid="stAudioInput"]').first
-            _record(page, main, seconds)
+            _record(page, microphone(page), seconds)
             note = page.locator('[data-testid="stCaptionContainer"]', has_text="Adapted to your voice. Unadapted:")
             note.wait_for(timeout=90_000)
-            card = page.locator('[data-testid="stMetric"]', has_text="Audio prediction")
-            assert card.locator('[data-testid="stMetricValue"]').inner_text().strip() == PROBE[0]
+            assert metric(page, "Audio prediction") == PROBE[0]
         finally:
             browser.close()
