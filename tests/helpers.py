@@ -57,7 +57,7 @@ def streamlit_server(
         deadline = time.monotonic() + timeout_s
         while not _answers(port, ready_path):
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"streamlit did not answer within {timeout_s:.0f} s")
+                raise TimeoutError(f"streamlit did not answer within {timeout_s:g} s")
             time.sleep(poll_s)
         yield f"http://127.0.0.1:{port}"
     finally:
