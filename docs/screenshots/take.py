@@ -27,7 +27,7 @@ def main(url: str, wav: str | None = None) -> None:
         page = browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["microphone"]).new_page()
         page.goto(url, timeout=120_000)
         page.get_by_text("Draw a digit or record one").wait_for(timeout=120_000)
-        canvas = page.locator(".upper-canvas").first
+        canvas = page.locator('canvas[aria-label^="Drawing area"]')  # ui/drawing_pad.js
         box = canvas.bounding_box()
         page.mouse.move(box["x"] + 70, box["y"] + 60)
         page.mouse.down()
