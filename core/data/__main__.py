@@ -1,14 +1,15 @@
 """`python -m core.data download|check`: fetch the datasets, or report what is present and whether it is intact."""
+
 from __future__ import annotations
 
 import argparse
 import sys
 
 from core import paths
-from core.errors import DigitsError
 from core.data.download import FSDD_COMMIT, check_fsdd, download_fsdd, download_mnist, fsdd_manifest
 from core.data.fsdd import list_clips
 from core.data.mnist import load_mnist
+from core.errors import DigitsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
             folder = root / "fsdd" / "recordings"
             manifest = fsdd_manifest()
             missing, different = check_fsdd(folder, manifest)
-            print(f"FSDD: {len(list_clips(root))} clips in {folder}; "
-                  f"{len(manifest) - len(missing) - len(different)} of {len(manifest)} match commit {FSDD_COMMIT[:12]}")
+            print(
+                f"FSDD: {len(list_clips(root))} clips in {folder}; "
+                f"{len(manifest) - len(missing) - len(different)} of {len(manifest)} match commit {FSDD_COMMIT[:12]}"
+            )
             for label, names in (("missing", missing), ("different from FSDD's", different)):
                 if names:
                     print(f"  {len(names)} {label}: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")

@@ -1,4 +1,5 @@
 """Fetch MNIST and FSDD from their public sources, verify them, and install them without touching user files."""
+
 from __future__ import annotations
 
 import gzip
@@ -60,8 +61,14 @@ def fetch(url: str, progress: bool = True, deadline: float | None = None, max_by
             from tqdm import tqdm
 
             buf = bytearray()
-            with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                      disable=not progress, file=sys.stderr) as bar:
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=url.rsplit("/", 1)[-1],
+                disable=not progress,
+                file=sys.stderr,
+            ) as bar:
                 while chunk := resp.read1(1 << 16):  # what has arrived: a trickle cannot hide the deadline
                     buf += chunk
                     bar.update(len(chunk))
@@ -124,7 +131,9 @@ def download_mnist(root: Path, mirrors=MNIST_MIRRORS, progress: bool = True, dea
                     errors.append(str(exc))
                     continue
                 if got != expected:
-                    errors.append(f"{mirror}{stem}.gz: " + (f"md5 {got}, expected {expected}" if got else "not a whole gzip file"))
+                    errors.append(
+                        f"{mirror}{stem}.gz: " + (f"md5 {got}, expected {expected}" if got else "not a whole gzip file")
+                    )
                     continue
                 _write_atomic(dest, blob)
                 break
@@ -166,8 +175,13 @@ def check_fsdd(target: Path, manifest: dict[str, str]) -> tuple[list[str], list[
     return missing, different
 
 
-def download_fsdd(root: Path, urls=FSDD_URLS, progress: bool = True, manifest: dict[str, str] | None = None,
-                  deadline_s: float = DEADLINE_S) -> Path:
+def download_fsdd(
+    root: Path,
+    urls=FSDD_URLS,
+    progress: bool = True,
+    manifest: dict[str, str] | None = None,
+    deadline_s: float = DEADLINE_S,
+) -> Path:
     """Install the FSDD recordings in root/fsdd/recordings, each one checked against its sha256.
 
     Only missing recordings are added: nothing already in the folder is deleted or replaced (a file
@@ -184,11 +198,14 @@ def download_fsdd(root: Path, urls=FSDD_URLS, progress: bool = True, manifest: d
             raise DownloadError(
                 f"FSDD is in {target}, except {len(different)} file(s) there that differ from FSDD's "
                 f"({', '.join(different[:5])}{', ...' if len(different) > 5 else ''}); they were left as they are. "
-                "Move them away and download again to have FSDD's own.")
+                "Move them away and download again to have FSDD's own."
+            )
     return target
 
 
-def _fetch_recordings(urls, progress: bool, deadline: float, manifest: dict[str, str], target: Path) -> dict[str, bytes]:
+def _fetch_recordings(
+    urls, progress: bool, deadline: float, manifest: dict[str, str], target: Path
+) -> dict[str, bytes]:
     """Every manifest recording from the first mirror whose archive holds them all, verified."""
     errors = []
     for url in urls:
@@ -196,15 +213,20 @@ def _fetch_recordings(urls, progress: bool, deadline: float, manifest: dict[str,
             return _recordings_in(fetch(url, progress, deadline), url, manifest)
         except DownloadError as exc:
             errors.append(str(exc))
-    raise DownloadError(f"FSDD could not be fetched ({'; '.join(errors)}). "
-                        f"Put the FSDD recordings/*.wav in {target} by hand, or set DIGITS_DATA_DIR.")
+    raise DownloadError(
+        f"FSDD could not be fetched ({'; '.join(errors)}). "
+        f"Put the FSDD recordings/*.wav in {target} by hand, or set DIGITS_DATA_DIR."
+    )
 
 
 def _recordings_in(blob: bytes, url: str, manifest: dict[str, str]) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(blob))
-        members = {Path(m.filename).name: m for m in archive.infolist()
-                   if "/recordings/" in f"/{m.filename}" and Path(m.filename).name in manifest}
+        members = {
+            Path(m.filename).name: m
+            for m in archive.infolist()
+            if "/recordings/" in f"/{m.filename}" and Path(m.filename).name in manifest
+        }
         if len(members) < len(manifest):
             raise DownloadError(f"{url} holds {len(members)} of the {len(manifest)} FSDD recordings")
         if sum(m.file_size for m in members.values()) > MAX_DOWNLOAD_BYTES:

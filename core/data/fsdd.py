@@ -1,4 +1,5 @@
 """The Free Spoken Digit Dataset: file listing, the official split and leave-one-speaker-out splits."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """MNIST from its four IDX files (gzip-compressed or raw), validated before use."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """Pair each image with a spoken clip of the same digit: fixed for testing, redrawn each training epoch."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,12 +1,13 @@
 """List, cancel or prune training runs from the command line: `python -m core.runs list`."""
+
 from __future__ import annotations
 
 import argparse
 import sys
 
 from core.errors import DigitsError
-from core.runs.retention import prune
 from core.runs.listing import list_runs
+from core.runs.retention import prune
 from core.runs.store import cancel
 
 

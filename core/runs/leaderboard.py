@@ -1,25 +1,33 @@
 """Leaderboard rows: the seed's reported F1 per trial beside our measured results, LOSO figures and runs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paths
+from core.config import to_dict
+from core.errors import CheckpointError
 from core.io import UnreadableRecord
+from core.model.checkpoint import load_dict
+from core.runs.listing import list_runs
 from core.runs.records import HEAD_NAMES as HEADS
 from core.runs.records import RESULT, read_json
 from core.runs.results import is_loso, load_results
-from core.runs.listing import list_runs
 from core.trials import TRIALS
-from core.config import to_dict
-from core.errors import CheckpointError
-from core.model.checkpoint import load_dict
 
 LOSO_MEAN, LOSO_WORST = "LOSO mean acc (audio)", "LOSO worst speaker acc (audio)"
 # The seed's Table 2, as reported: its fused model against published image-only MNIST models.
-SEED_TABLE2 = [("My Model (the seed's image + audio fusion)", 99.76), ("VGG-5 (Spinal FC)", 99.15), ("CAMNet3", 99.05),
-               ("VGG8B (2x)", 99.01), ("CN (d=32)", 98.84), ("NSRL (log D)", 98.81), ("ResNet-152", 98.79),
-               ("ResNet-14", 98.75)]
+SEED_TABLE2 = [
+    ("My Model (the seed's image + audio fusion)", 99.76),
+    ("VGG-5 (Spinal FC)", 99.15),
+    ("CAMNet3", 99.05),
+    ("VGG8B (2x)", 99.01),
+    ("CN (d=32)", 98.84),
+    ("NSRL (log D)", 98.81),
+    ("ResNet-152", 98.79),
+    ("ResNet-14", 98.75),
+]
 
 
 @dataclass
@@ -56,13 +64,22 @@ def _loso(figures: dict) -> dict:
 
 def _params(config: dict) -> dict:
     train, model = config.get("train") or {}, config.get("model") or {}
-    return {"epochs": train.get("epochs"), "batch": train.get("batch_size"), "lr": train.get("lr"),
-            "dropout": model.get("dropout"), "data fraction": train.get("train_fraction"), "seed": train.get("seed")}
+    return {
+        "epochs": train.get("epochs"),
+        "batch": train.get("batch_size"),
+        "lr": train.get("lr"),
+        "dropout": model.get("dropout"),
+        "data fraction": train.get("train_fraction"),
+        "seed": train.get("seed"),
+    }
 
 
 def _reported(trial: str | None) -> dict:
     t = TRIALS.get(trial or "")
-    return {"seed F1 (best epoch)": t.reported_f1_best if t else None, "seed F1 (final)": t.reported_f1_final if t else None}
+    return {
+        "seed F1 (best epoch)": t.reported_f1_best if t else None,
+        "seed F1 (final)": t.reported_f1_final if t else None,
+    }
 
 
 def _confusions(record: dict) -> dict:
@@ -78,8 +95,18 @@ def _bins(value) -> dict | None:
     if not all(isinstance(v, list) for v in (conf, acc, count)) or not 0 < len(conf) == len(acc) == len(count) <= 100:
         return None
     number = (int, float)
-    if not all((c is None and a is None and n == 0) or (isinstance(c, number) and isinstance(a, number)
-               and isinstance(n, int) and n > 0 and 0 <= c <= 1 and 0 <= a <= 1) for c, a, n in zip(conf, acc, count)):
+    if not all(
+        (c is None and a is None and n == 0)
+        or (
+            isinstance(c, number)
+            and isinstance(a, number)
+            and isinstance(n, int)
+            and n > 0
+            and 0 <= c <= 1
+            and 0 <= a <= 1
+        )
+        for c, a, n in zip(conf, acc, count)
+    ):
         return None
     return {"confidence": conf, "accuracy": acc, "count": count}
 
@@ -97,18 +124,28 @@ def shipped(weights: Path) -> Entry:
         ckpt = load_dict(weights)
         config = ckpt["config"]
         test = (ckpt.get("metrics") or {}).get("test") or {}
-        measured = {f"{k} {h}": round(float(test[f"{h}_{m}"]), 2) for h in HEADS for k, m in (("F1", "macro_f1"),
-                    ("acc", "accuracy")) if isinstance(test.get(f"{h}_{m}"), (int, float))}
+        measured = {
+            f"{k} {h}": round(float(test[f"{h}_{m}"]), 2)
+            for h in HEADS
+            for k, m in (("F1", "macro_f1"), ("acc", "accuracy"))
+            if isinstance(test.get(f"{h}_{m}"), (int, float))
+        }
         name = config.get("name") if isinstance(config.get("name"), str) else None
     except (CheckpointError, AttributeError, TypeError, ValueError) as exc:
         return Entry({**row, "description": "", "status": f"unreadable ({exc})"})
-    row.update({"description": f"the model this app serves: the {name} recipe (weights/README.md)", **_reported(name),
-                **measured, **_params(config), "status": "shipped"})
+    row.update(
+        {
+            "description": f"the model this app serves: the {name} recipe (weights/README.md)",
+            **_reported(name),
+            **measured,
+            **_params(config),
+            "status": "shipped",
+        }
+    )
     return Entry(row, weights=weights)
 
 
-def entries(results_dir: Path | None = None, runs_root: Path | None = None,
-            served: Path | None = None) -> list[Entry]:
+def entries(results_dir: Path | None = None, runs_root: Path | None = None, served: Path | None = None) -> list[Entry]:
     """The served weights (when given), every run (newest first), every trial (with its committed result if any),
     every other committed result, then the leave-one-speaker-out results. A file that fails its checks is one
     row, "unreadable (why)"."""
@@ -118,28 +155,63 @@ def entries(results_dir: Path | None = None, runs_root: Path | None = None,
     out = ([shipped(served)] if served is not None and served.exists() else []) + _runs(runs_root)
     for name, trial in TRIALS.items():
         rec = by_trial.pop(name, None) or {}
-        row = {"entry": name, "kind": "trial", "description": trial.summary, **_reported(name), **_measured(rec),
-               **_params(rec.get("config") or _config_dict(trial)),
-               "train time (s)": rec.get("train_seconds"), "status": "result" if rec else "not run here"}
+        row = {
+            "entry": name,
+            "kind": "trial",
+            "description": trial.summary,
+            **_reported(name),
+            **_measured(rec),
+            **_params(rec.get("config") or _config_dict(trial)),
+            "train time (s)": rec.get("train_seconds"),
+            "status": "result" if rec else "not run here",
+        }
         out.append(Entry(row, rec.get("history") or [], _confusions(rec), reliability=_reliabilities(rec)))
     for rec in by_trial.values():  # results that are not one of the named trials (ablations ...)
-        row = {"entry": rec["entry"], "kind": "result", "description": rec["source"], **_reported(rec.get("trial")),
-               **_measured(rec), **_params(rec.get("config") or {}), "train time (s)": rec.get("train_seconds"),
-               "status": "result"}
-        out.append(Entry(row, rec.get("history") or [], _confusions(rec), per_speaker=(rec.get("loso") or {}).get("per_speaker", {}),
-                         reliability=_reliabilities(rec)))
+        row = {
+            "entry": rec["entry"],
+            "kind": "result",
+            "description": rec["source"],
+            **_reported(rec.get("trial")),
+            **_measured(rec),
+            **_params(rec.get("config") or {}),
+            "train time (s)": rec.get("train_seconds"),
+            "status": "result",
+        }
+        out.append(
+            Entry(
+                row,
+                rec.get("history") or [],
+                _confusions(rec),
+                per_speaker=(rec.get("loso") or {}).get("per_speaker", {}),
+                reliability=_reliabilities(rec),
+            )
+        )
     for rec in loso:
         worst = min(rec["per_speaker"], key=rec["per_speaker"].get)
-        row = {"entry": f"{rec['recipe']}, leave-one-speaker-out (audio)", "kind": "loso",
-               "description": f"{rec['source']}: audio accuracy on each of {len(rec['per_speaker'])} speakers held out "
-                              f"of training; hardest: {worst}", **_loso(rec), "epochs": rec.get("epochs"),
-               "train time (s)": rec.get("seconds"), "status": "result"}
+        row = {
+            "entry": f"{rec['recipe']}, leave-one-speaker-out (audio)",
+            "kind": "loso",
+            "description": f"{rec['source']}: audio accuracy on each of {len(rec['per_speaker'])} speakers held out "
+            f"of training; hardest: {worst}",
+            **_loso(rec),
+            "epochs": rec.get("epochs"),
+            "train time (s)": rec.get("seconds"),
+            "status": "result",
+        }
         held_out = _bins((rec.get("calibration") or {}).get("reliability"))
         out.append(Entry(row, per_speaker=rec["per_speaker"], reliability={"audio": held_out} if held_out else {}))
     for rec in results:
         if "problem" in rec:
-            out.append(Entry({"entry": rec["entry"], "kind": "result", "description": rec["source"],
-                              "status": f"unreadable ({rec['problem']})"}))
+            out.append(
+                Entry(
+                    {
+                        "entry": rec["entry"],
+                        "kind": "result",
+                        "description": rec["source"],
+                        "status": f"unreadable ({rec['problem']})",
+                    }
+                )
+            )
     return out
 
 
@@ -149,16 +221,35 @@ def _runs(runs_root: Path | None) -> list[Entry]:
         if run.state == "missing":  # deleted while we looked
             continue
         if run.state == "unreadable":
-            out.append(Entry({"entry": run.run_id, "kind": "run", "description": "", "status": f"unreadable ({run.error})"}))
+            out.append(
+                Entry({"entry": run.run_id, "kind": "run", "description": "", "status": f"unreadable ({run.error})"})
+            )
             continue
         summary = run.summary or {}
-        status = run.state if run.state != "running" else f"running ({run.epochs_done}/{run.epochs_total or '?'} epochs)"
-        row = {"entry": run.run_id, "kind": "run", "description": (run.error or "")[:120], **_reported(run.trial),
-               **_measured(summary), **_params(run.config or {}), "train time (s)": summary.get("train_seconds"),
-               "status": status}
+        status = (
+            run.state if run.state != "running" else f"running ({run.epochs_done}/{run.epochs_total or '?'} epochs)"
+        )
+        row = {
+            "entry": run.run_id,
+            "kind": "run",
+            "description": (run.error or "")[:120],
+            **_reported(run.trial),
+            **_measured(summary),
+            **_params(run.config or {}),
+            "train time (s)": summary.get("train_seconds"),
+            "status": status,
+        }
         final = run.path / "final.pt" if run.state == "finished" else None
-        out.append(Entry(row, run.history, _confusions(summary), run.run_id, reliability=_reliabilities(summary),
-                         weights=final if final is not None and final.is_file() else None))
+        out.append(
+            Entry(
+                row,
+                run.history,
+                _confusions(summary),
+                run.run_id,
+                reliability=_reliabilities(summary),
+                weights=final if final is not None and final.is_file() else None,
+            )
+        )
     return out
 
 
@@ -227,15 +318,19 @@ def seed_rows(results_dir: Path | None = None, runs_root: Path | None = None) ->
         grid = label.get("grid") or {}
         key = (label["sweep_id"], label["trial"], tuple(sorted(grid.items())))
         trial = TRIALS.get(label["trial"])
-        row = groups.setdefault(key, SeedRow(label["sweep_id"], label["trial"], grid, [], {},
-                                             trial.reported_f1_final if trial else None))
+        row = groups.setdefault(
+            key, SeedRow(label["sweep_id"], label["trial"], grid, [], {}, trial.reported_f1_final if trial else None)
+        )
         row.seeds.append(label["seed"])
         for head in HEADS:
             if head in final:
                 row.f1.setdefault(head, []).append(final[head]["macro_f1"])
     order = {name: i for i, name in enumerate(TRIALS)}
-    rows = sorted(groups.values(), key=lambda r: (r.sweep_id, -order.get(r.trial, len(order)), sorted(r.grid.items())),
-                  reverse=True)
+    rows = sorted(
+        groups.values(),
+        key=lambda r: (r.sweep_id, -order.get(r.trial, len(order)), sorted(r.grid.items())),
+        reverse=True,
+    )
     return rows
 
 
@@ -249,8 +344,12 @@ def seed_table(rows: list[SeedRow]) -> list[dict]:
             best[key] = r
     out = []
     for r in rows:
-        row = {"sweep": r.sweep_id, "trial": r.trial, "grid": ", ".join(f"{k}={v}" for k, v in sorted(r.grid.items())),
-               "seeds": len(r.seeds)}
+        row = {
+            "sweep": r.sweep_id,
+            "trial": r.trial,
+            "grid": ", ".join(f"{k}={v}" for k, v in sorted(r.grid.items())),
+            "seeds": len(r.seeds),
+        }
         for head in HEADS:
             row[f"F1 {head} mean"], row[f"F1 {head} sd"] = r.mean(head), r.sd(head)
         row["seed F1 (final)"] = r.reported_final
@@ -260,7 +359,8 @@ def seed_table(rows: list[SeedRow]) -> list[dict]:
         top = best.get((r.sweep_id, tuple(sorted(r.grid.items()))))
         row["best trial"] = top.trial if top else None
         row["vs best"] = None if top is None or fused is None else fused - top.mean("fused")
-        row["vs best beyond spread"] = (None if top is None or top is r or fused is None
-                                        else beyond_spread(row["vs best"], sd, top.sd("fused")))
+        row["vs best beyond spread"] = (
+            None if top is None or top is r or fused is None else beyond_spread(row["vs best"], sd, top.sd("fused"))
+        )
         out.append(row)
     return out

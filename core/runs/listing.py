@@ -1,4 +1,5 @@
 """What runs/ holds: one RunInfo per run folder, read from its records and checked; ids stay inside runs/."""
+
 from __future__ import annotations
 
 import os
@@ -14,6 +15,8 @@ from core.runs.processes import heartbeat_fresh, training_process
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 ENDED = ("finished", "failed", "cancelled", "interrupted")
+
+
 class InvalidRunId(DigitsError, ValueError):
     """A run id that is not a plain folder name inside runs/."""
 
@@ -72,8 +75,10 @@ def claim_run_dir(run_dir: Path) -> Path:
     except FileExistsError:
         taken = ["metrics.jsonl"]
     if taken:
-        raise RunIdTaken(f"run id {run_dir.name!r} is taken in {run_dir.parent} (it holds {taken[0]}): a run id names "
-                         "one run. Choose another --run-id, or delete that folder.")
+        raise RunIdTaken(
+            f"run id {run_dir.name!r} is taken in {run_dir.parent} (it holds {taken[0]}): a run id names "
+            "one run. Choose another --run-id, or delete that folder."
+        )
     return run_dir
 
 
@@ -93,11 +98,22 @@ def _read(run_id: str, path: Path, root: Path) -> RunInfo:
         state = "cancelled" if records.read_json(path / "cancel.json", records.CANCEL) else "interrupted"
     history = records.read_jsonl(path / "metrics.jsonl", records.EPOCH_ROW, cut_tail_ok=state == "running") or []
     summary = records.read_json(path / "summary.json", records.SUMMARY) if state == "finished" else None
-    return RunInfo(run_id=run_id, path=path, state=state, trial=status.get("trial") or (config or {}).get("name"),
-                   started=status["started"], ended=status.get("ended"),
-                   epochs_total=((config or {}).get("train") or {}).get("epochs"), history=history,
-                   error=status.get("error"), summary=summary, config=config, phase=status.get("phase"),
-                   owner=launch.get("owner"), sweep=sweep)
+    return RunInfo(
+        run_id=run_id,
+        path=path,
+        state=state,
+        trial=status.get("trial") or (config or {}).get("name"),
+        started=status["started"],
+        ended=status.get("ended"),
+        epochs_total=((config or {}).get("train") or {}).get("epochs"),
+        history=history,
+        error=status.get("error"),
+        summary=summary,
+        config=config,
+        phase=status.get("phase"),
+        owner=launch.get("owner"),
+        sweep=sweep,
+    )
 
 
 def run_info(run_id: str, runs_root: Path | None = None) -> RunInfo:

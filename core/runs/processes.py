@@ -1,4 +1,5 @@
 """Which process is a run's training: a pid read from a file is used only once psutil has shown it is ours."""
+
 from __future__ import annotations
 
 import functools
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from core.runs import records
 from core.io import UnreadableRecord, process_alive
+from core.runs import records
 
 # psutil's create_time adds the boot time, which Linux gives in whole seconds: a process may seem to start up to 1 s
 # after the status it wrote at once.
@@ -54,7 +55,7 @@ def _trains(proc: psutil.Process, run_id: str, root: Path) -> bool:
     at = next((i for i in range(1, len(argv)) if argv[i] == "core.train" and argv[i - 1] == "-m"), None)
     if at is None:
         return False
-    args = argv[at + 1:]
+    args = argv[at + 1 :]
     given = _option(args, "--run-id")
     if given is None:  # core.train names the run time-trial-pid itself
         given = run_id if run_id.endswith(f"-{proc.pid}") else None

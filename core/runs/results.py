@@ -1,12 +1,13 @@
 """Leaderboard entries: committed trial results (results/) and finished or running runs (runs/)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from core import paths
-from core.runs import records
 from core.errors import DigitsError
 from core.io import UnreadableRecord, write_json
+from core.runs import records
 
 LOSO_DIR = "loso"  # results/loso/*.json: leave-one-speaker-out figures ({recipe, per_speaker, mean, min, ...})
 
@@ -22,8 +23,15 @@ def result_from_run(run_dir: Path, **extra) -> dict:
         raise DigitsError(f"run {run_dir.name} cannot be made a result: {exc}") from None
     if summary is None or config is None:
         raise DigitsError(f"run {run_dir.name} has no summary.json or config.json: it did not finish")
-    return {"entry": config["name"], "trial": config["name"], "run_id": run_dir.name, "config": config,
-            "history": history, **summary, **extra}
+    return {
+        "entry": config["name"],
+        "trial": config["name"],
+        "run_id": run_dir.name,
+        "config": config,
+        "history": history,
+        **summary,
+        **extra,
+    }
 
 
 def save_result(record: dict, path: Path) -> Path:

@@ -1,5 +1,6 @@
 """runs/ retention: past a count or a size, the oldest ended runs are deleted; runs results/ cites, and the runs of a
 sweep whose plan is still in runs/.sweeps/, never are."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,8 @@ import shutil
 from pathlib import Path
 
 from core import deployment, paths
-from core.runs import records
 from core.io import UnreadableRecord, process_alive
+from core.runs import records
 from core.runs.listing import ENDED, RunInfo, list_runs
 from core.runs.results import load_results
 from core.runs.sweep import SWEEPS_DIR
@@ -65,8 +66,12 @@ def _delete(path: Path, root: Path) -> bool:
     return True
 
 
-def prune(runs_root: Path | None = None, keep_runs: int | None = None, keep_bytes: int | None = None,
-          results_dir: Path | None = None) -> list[str]:
+def prune(
+    runs_root: Path | None = None,
+    keep_runs: int | None = None,
+    keep_bytes: int | None = None,
+    results_dir: Path | None = None,
+) -> list[str]:
     """Delete the oldest ended runs until at most keep_runs runs remain and they take at most keep_bytes
     (both default to the deployment setting); returns the ids deleted, oldest first.
 
@@ -83,7 +88,9 @@ def prune(runs_root: Path | None = None, keep_runs: int | None = None, keep_byte
     sizes = {r.run_id: size_of(r.path) for r in runs}
     count, total = len(runs), sum(sizes.values())
     keep = protected(results_dir) | in_a_sweep(runs, root)
-    candidates = sorted((r for r in runs if r.run_id not in keep and _surely_ended(r)), key=lambda r: (r.started or 0, r.run_id))
+    candidates = sorted(
+        (r for r in runs if r.run_id not in keep and _surely_ended(r)), key=lambda r: (r.started or 0, r.run_id)
+    )
     deleted = []
     for run in candidates:
         if count <= keep_runs and total <= keep_bytes:

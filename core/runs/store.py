@@ -1,4 +1,5 @@
 """Training runs as background processes: start one at a time, list, follow, cancel; ids stay inside runs/."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,10 +15,10 @@ import psutil
 from filelock import FileLock, Timeout
 
 from core import deployment, paths
-from core.runs import records
 from core.errors import DigitsError
 from core.io import UnreadableRecord, write_json
 from core.limits import TRAIN_BOUNDS
+from core.runs import records
 from core.runs.listing import RunInfo, active_training, run_info, safe_run_dir
 from core.runs.processes import CLOCK_SLACK_S, children, pid_alive, training_process  # noqa: F401 - pid_alive: tests
 from core.runs.retention import prune
@@ -63,7 +64,7 @@ class TrainRequest:
 
     BOUNDS = TRAIN_BOUNDS
 
-    def validate(self) -> "TrainRequest":
+    def validate(self) -> TrainRequest:
         if self.trial not in TRIALS:
             raise InvalidTrainRequest(f"unknown trial {self.trial!r}")
         for name, (lo, hi) in self.BOUNDS.items():
@@ -73,14 +74,30 @@ class TrainRequest:
             if isinstance(value, bool) or not isinstance(value, kinds) or not lo <= value <= hi:
                 kind = "a whole number" if whole else "a number"
                 raise InvalidTrainRequest(f"{name} must be {kind} between {lo} and {hi}, not {value!r}")
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 2):
+        if self.limit is not None and (
+            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 2
+        ):
             raise InvalidTrainRequest(f"limit must be a whole number of at least 2, not {self.limit!r}")
         return self
 
     def argv(self) -> list[str]:
-        return ["--trial", self.trial, "--epochs", str(self.epochs), "--batch-size", str(self.batch_size),
-                "--lr", repr(self.lr), "--dropout", repr(self.dropout), "--train-fraction", repr(self.train_fraction),
-                "--seed", str(self.seed), *(["--limit", str(self.limit)] if self.limit is not None else [])]
+        return [
+            "--trial",
+            self.trial,
+            "--epochs",
+            str(self.epochs),
+            "--batch-size",
+            str(self.batch_size),
+            "--lr",
+            repr(self.lr),
+            "--dropout",
+            repr(self.dropout),
+            "--train-fraction",
+            repr(self.train_fraction),
+            "--seed",
+            str(self.seed),
+            *(["--limit", str(self.limit)] if self.limit is not None else []),
+        ]
 
 
 # Set by scripts/app to the OpenMP wait policy the caller had before it made the app's own threads sleep
@@ -122,8 +139,13 @@ def _detached() -> dict:
     return {"start_new_session": True}
 
 
-def start_training(request: TrainRequest, runs_root: Path | None = None, data_dir: str | None = None,
-                   session: str | None = None, settings: deployment.Deployment | None = None) -> str:
+def start_training(
+    request: TrainRequest,
+    runs_root: Path | None = None,
+    data_dir: str | None = None,
+    session: str | None = None,
+    settings: deployment.Deployment | None = None,
+) -> str:
     """Validate, then spawn `python -m core.train` detached from this process; returns the run id.
 
     session: the visitor's session token (the app's), recorded so only that session may cancel the run."""
@@ -152,8 +174,10 @@ def _start(request: TrainRequest, root: Path, data_dir, session, settings) -> st
     starts = recent_starts(root, now)
     if settings.trainings_per_hour is not None and len(starts) >= settings.trainings_per_hour:
         wait = math.ceil((starts[0] + HOUR_S - now) / 60) if starts else 60
-        raise TrainingLimit(f"{len(starts)} trainings started in the last hour, the most this server allows "
-                            f"({settings.trainings_per_hour}); the next can start in {wait} min")
+        raise TrainingLimit(
+            f"{len(starts)} trainings started in the last hour, the most this server allows "
+            f"({settings.trainings_per_hour}); the next can start in {wait} min"
+        )
     prune(root, keep_runs=max(0, settings.keep_runs - 1), keep_bytes=settings.keep_bytes)  # room for this one
     run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{request.trial}-{os.urandom(3).hex()}"
     run_dir = safe_run_dir(run_id, root)
@@ -162,12 +186,30 @@ def _start(request: TrainRequest, root: Path, data_dir, session, settings) -> st
     env = training_env(data_dir)
     with open(run_dir / "train.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.train", *request.argv(), "--run-id", run_id, "--out", str(root), "--no-progress"],
-            cwd=paths.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **_detached())
+            [
+                sys.executable,
+                "-m",
+                "core.train",
+                *request.argv(),
+                "--run-id",
+                run_id,
+                "--out",
+                str(root),
+                "--no-progress",
+            ],
+            cwd=paths.REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            **_detached(),
+        )
     children[proc.pid] = proc
     # Written before the child gets going, so a page reload right now already sees the run.
-    write_json(run_dir / "status.json", {"state": "running", "pid": proc.pid, "started": time.time(),
-                                         "trial": request.trial, "phase": "starting"})
+    write_json(
+        run_dir / "status.json",
+        {"state": "running", "pid": proc.pid, "started": time.time(), "trial": request.trial, "phase": "starting"},
+    )
     write_json(root / STARTS_FILE, {"starts": [*starts, now]})
     return run_id
 
@@ -177,11 +219,17 @@ def may_cancel(run: RunInfo, session: str | None, settings: deployment.Deploymen
     the operator (no session: the command line, tests) any."""
     if session is None:
         return True
-    return (settings or deployment.load()).cancel_any_run or (run.owner is not None and run.owner == owner_hash(session))
+    return (settings or deployment.load()).cancel_any_run or (
+        run.owner is not None and run.owner == owner_hash(session)
+    )
 
 
-def cancel(run_id: str, runs_root: Path | None = None, session: str | None = None,
-           settings: deployment.Deployment | None = None) -> bool:
+def cancel(
+    run_id: str,
+    runs_root: Path | None = None,
+    session: str | None = None,
+    settings: deployment.Deployment | None = None,
+) -> bool:
     """Ask a running training to stop (it marks itself cancelled); False if it was not running.
 
     The request is recorded first, so a training stopped before it could say so still reads as cancelled."""
