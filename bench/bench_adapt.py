@@ -38,6 +38,9 @@ SHIFTED = ("woman-low", "woman", "child", "young-child")
 SCALES = (20.0, 40.0, 80.0, 160.0)  # template_scale candidates
 PROTO_SCALES = (5.0, 10.0, 20.0, 40.0)
 CHOSEN = AdaptConfig()
+# What shipped before: 20 steps, the last step's weights, templates on the model's features, gated, scale 80.
+PREVIOUS = AdaptConfig(steps=20, average=0.0, template_scale=80.0, template_norm="none", gated=True)
+NEW = "fine-tune 40 steps averaged + replay"  # CHOSEN's fine-tuning: the prefix of its rows
 
 
 def draw(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,10 +127,10 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
             "others": acc(zo - s * g_oth * t_oth, yo),
         }
     started = time.perf_counter()
-    net = fine_tune(model, x[en], y[en], (xr, yr), CHOSEN)
+    net = fine_tune(model, x[en], y[en], (xr, yr), PREVIOUS)
     seconds = time.perf_counter() - started
     zf, zfo = logits_of(net, x[rest]), logits_of(net, xo)
-    net0 = fine_tune(model, x[en], y[en], None, CHOSEN)
+    net0 = fine_tune(model, x[en], y[en], None, PREVIOUS)
     res["fine-tune encoder + head, no replay"] = {
         "acc": acc(logits_of(net0, x[rest]), y[rest]),
         "others": acc(logits_of(net0, xo), yo),
@@ -142,6 +145,23 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
             "acc": acc(g_rest * (zf - s * t_rest) + (1 - g_rest) * z[rest], y[rest]),
             "others": acc(g_oth * (zfo - s * t_oth) + (1 - g_oth) * zo, yo),
         }
+    started = time.perf_counter()
+    net = fine_tune(model, x[en], y[en], (xr, yr), CHOSEN)
+    seconds = time.perf_counter() - started
+    zf, zfo = logits_of(net, x[rest]), logits_of(net, xo)
+    res[NEW] = {"acc": acc(zf, y[rest]), "others": acc(zfo, yo), "seconds": seconds}
+    c_rest = template_scores(x[rest], x[en], y[en], CHOSEN.template_norm)
+    c_oth = template_scores(xo, x[en], y[en], CHOSEN.template_norm)
+    res[f"DTW templates alone ({CHOSEN.template_norm})"] = {"acc": acc(-c_rest, y[rest]), "others": acc(-c_oth, yo)}
+    for s in SCALES:
+        res[f"{NEW} + DTW templates ({CHOSEN.template_norm}), scale {s:g}"] = {
+            "acc": acc(zf - s * c_rest, y[rest]),
+            "others": acc(zfo - s * c_oth, yo),
+        }
+        res[f"{NEW} + DTW templates ({CHOSEN.template_norm}), gated, scale {s:g}"] = {
+            "acc": acc(g_rest * (zf - s * c_rest) + (1 - g_rest) * z[rest], y[rest]),
+            "others": acc(g_oth * (zfo - s * c_oth) + (1 - g_oth) * zo, yo),
+        }
     return res
 
 
@@ -155,10 +175,12 @@ def score_shifted(model, stats, shifted: dict, replay, k: int, rng) -> dict[str,
         _, z = embed_and_score(model, x[rest])
         profile = adapt(model, raw[en], y[en], CHOSEN, stats=stats, replay=replay)
         out.setdefault("unadapted", {})[cond] = acc(z, y[rest])
-        out.setdefault(f"head + DTW templates, scale {CHOSEN.template_scale:g}", {})[cond] = acc(
-            z - CHOSEN.template_scale * template_scores(x[rest], x[en], y[en]), y[rest]
+        out.setdefault(f"head + DTW templates, scale {PREVIOUS.template_scale:g}", {})[cond] = acc(
+            z - PREVIOUS.template_scale * template_scores(x[rest], x[en], y[en]), y[rest]
         )
         out.setdefault("chosen", {})[cond] = acc(adapted_logits(profile, model, x[rest]), y[rest])
+        before = adapt(model, raw[en], y[en], PREVIOUS, stats=stats, replay=replay)
+        out.setdefault("previously shipped", {})[cond] = acc(adapted_logits(before, model, x[rest]), y[rest])
     return out
 
 
@@ -277,6 +299,8 @@ def summarise(results: dict[str, dict], ks) -> dict:
                 "head + DTW templates, gated",
                 "fine-tune + replay + DTW templates, scale",
                 "fine-tune + replay + DTW templates, gated",
+                f"{NEW} + DTW templates ({CHOSEN.template_norm}), scale",
+                f"{NEW} + DTW templates ({CHOSEN.template_norm}), gated",
             )
         }
     return report
