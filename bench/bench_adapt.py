@@ -237,8 +237,9 @@ def run_speaker(speaker: str, fold_path: Path, root: Path, ks, draws: int, shift
     return out
 
 
-def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[float]:
-    """Seconds from k recordings per digit (WAV samples) to a profile, through the app's path (replay set loaded)."""
+def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> tuple[list[float], list[float]]:
+    """Seconds from k recordings per digit (WAV samples) to a profile, through the app's path (replay set loaded):
+    wall-clock, and this process's CPU time (what a quiet machine's wall-clock would be, on one thread)."""
     import soundfile as sf
 
     from core.data.fsdd import list_clips
@@ -247,7 +248,7 @@ def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[fl
 
     replay = replay_clips(root, (predictor.mean, predictor.std, predictor.config.features.utterance_norm))
     clips = list_clips(root)
-    times = []
+    times, cpu = [], []
     for i in range(repeats):
         speaker = SPEAKERS[i % len(SPEAKERS)]
         chosen = [
@@ -256,11 +257,12 @@ def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[fl
             for c in rng.permutation([c for c in clips if c.speaker == speaker and c.digit == d])[:k]
         ]
         recordings = [sf.read(str(c.path), dtype="float32") for c in chosen]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         features = np.stack([prepare_audio((s, r))[1] for s, r in recordings])
         adapt(predictor, features, [c.digit for c in chosen], replay=replay)
         times.append(time.perf_counter() - started)
-    return times
+        cpu.append(time.process_time() - cpu_started)
+    return times, cpu
 
 
 def summarise(results: dict[str, dict], ks) -> dict:
@@ -341,7 +343,7 @@ def print_report(report: dict) -> None:
     for k, t in report.get("timing", {}).items():
         print(
             f"adaptation time, k={k} (recordings -> profile, app path): p50 {t['p50_s']:.2f} s"
-            f"  p95 {t['p95_s']:.2f} s  (n={t['n']})"
+            f"  p95 {t['p95_s']:.2f} s  (n={t['n']}); CPU time p50 {t['cpu_p50_s']:.2f} s  p95 {t['cpu_p95_s']:.2f} s"
         )
 
 
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "--folds-dir", default=None, help="fold checkpoints (default data/loso_folds/<trial>-e<epochs>)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="folds trained, then speakers scored, this many at once")
-    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--draws", type=int, default=5, help="draws per speaker and k (0: only time the adaptation)")
     parser.add_argument(
         "--shifted-draws", type=int, default=5, help="draws that also score the shifted voices (0: none)"
     )
@@ -381,13 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     job = (root, args.ks, args.draws, args.shifted_draws)
-    if args.jobs > 1:
+    if not args.draws:
+        results = {}
+    elif args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = {s: pool.submit(run_speaker, s, folds[s], *job) for s in args.speakers}
             results = {s: f.result() for s, f in futures.items()}
     else:
         results = {s: run_speaker(s, folds[s], *job) for s in args.speakers}
-    report = summarise(results, args.ks)
+    report = summarise(results, args.ks) if results else {"methods": {}, "nested": {}}
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["timing"] = {}
     if args.timing_repeats:
@@ -395,12 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(0)
         time_adaptation(predictor, root, 1, 1, rng)  # warm-up: librosa's and torch's first calls
         for k in args.ks:
-            times = time_adaptation(predictor, root, k, args.timing_repeats, rng)
+            times, cpu = time_adaptation(predictor, root, k, args.timing_repeats, rng)
             report["timing"][k] = {
                 "n": len(times),
                 "p50_s": round(float(np.percentile(times, 50)), 3),
                 "p95_s": round(float(np.percentile(times, 95)), 3),
                 "max_s": round(max(times), 3),
+                "cpu_p50_s": round(float(np.percentile(cpu, 50)), 3),
+                "cpu_p95_s": round(float(np.percentile(cpu, 95)), 3),
             }
     report["config"] = CHOSEN.__dict__
     print_report(report)
