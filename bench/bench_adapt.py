@@ -38,6 +38,9 @@ SHIFTED = ("woman-low", "woman", "child", "young-child")
 SCALES = (20.0, 40.0, 80.0, 160.0)  # template_scale candidates
 PROTO_SCALES = (5.0, 10.0, 20.0, 40.0)
 CHOSEN = AdaptConfig()
+# What shipped before: 20 steps, the last step's weights, templates on the model's features, gated, scale 80.
+PREVIOUS = AdaptConfig(steps=20, average=0.0, template_scale=80.0, template_norm="none", gated=True)
+NEW = "fine-tune 40 steps averaged + replay"  # CHOSEN's fine-tuning: the prefix of its rows
 
 
 def draw(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,10 +127,10 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
             "others": acc(zo - s * g_oth * t_oth, yo),
         }
     started = time.perf_counter()
-    net = fine_tune(model, x[en], y[en], (xr, yr), CHOSEN)
+    net = fine_tune(model, x[en], y[en], (xr, yr), PREVIOUS)
     seconds = time.perf_counter() - started
     zf, zfo = logits_of(net, x[rest]), logits_of(net, xo)
-    net0 = fine_tune(model, x[en], y[en], None, CHOSEN)
+    net0 = fine_tune(model, x[en], y[en], None, PREVIOUS)
     res["fine-tune encoder + head, no replay"] = {
         "acc": acc(logits_of(net0, x[rest]), y[rest]),
         "others": acc(logits_of(net0, xo), yo),
@@ -142,6 +145,23 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
             "acc": acc(g_rest * (zf - s * t_rest) + (1 - g_rest) * z[rest], y[rest]),
             "others": acc(g_oth * (zfo - s * t_oth) + (1 - g_oth) * zo, yo),
         }
+    started = time.perf_counter()
+    net = fine_tune(model, x[en], y[en], (xr, yr), CHOSEN)
+    seconds = time.perf_counter() - started
+    zf, zfo = logits_of(net, x[rest]), logits_of(net, xo)
+    res[NEW] = {"acc": acc(zf, y[rest]), "others": acc(zfo, yo), "seconds": seconds}
+    c_rest = template_scores(x[rest], x[en], y[en], CHOSEN.template_norm)
+    c_oth = template_scores(xo, x[en], y[en], CHOSEN.template_norm)
+    res[f"DTW templates alone ({CHOSEN.template_norm})"] = {"acc": acc(-c_rest, y[rest]), "others": acc(-c_oth, yo)}
+    for s in SCALES:
+        res[f"{NEW} + DTW templates ({CHOSEN.template_norm}), scale {s:g}"] = {
+            "acc": acc(zf - s * c_rest, y[rest]),
+            "others": acc(zfo - s * c_oth, yo),
+        }
+        res[f"{NEW} + DTW templates ({CHOSEN.template_norm}), gated, scale {s:g}"] = {
+            "acc": acc(g_rest * (zf - s * c_rest) + (1 - g_rest) * z[rest], y[rest]),
+            "others": acc(g_oth * (zfo - s * c_oth) + (1 - g_oth) * zo, yo),
+        }
     return res
 
 
@@ -155,10 +175,12 @@ def score_shifted(model, stats, shifted: dict, replay, k: int, rng) -> dict[str,
         _, z = embed_and_score(model, x[rest])
         profile = adapt(model, raw[en], y[en], CHOSEN, stats=stats, replay=replay)
         out.setdefault("unadapted", {})[cond] = acc(z, y[rest])
-        out.setdefault(f"head + DTW templates, scale {CHOSEN.template_scale:g}", {})[cond] = acc(
-            z - CHOSEN.template_scale * template_scores(x[rest], x[en], y[en]), y[rest]
+        out.setdefault(f"head + DTW templates, scale {PREVIOUS.template_scale:g}", {})[cond] = acc(
+            z - PREVIOUS.template_scale * template_scores(x[rest], x[en], y[en]), y[rest]
         )
         out.setdefault("chosen", {})[cond] = acc(adapted_logits(profile, model, x[rest]), y[rest])
+        before = adapt(model, raw[en], y[en], PREVIOUS, stats=stats, replay=replay)
+        out.setdefault("previously shipped", {})[cond] = acc(adapted_logits(before, model, x[rest]), y[rest])
     return out
 
 
@@ -215,8 +237,9 @@ def run_speaker(speaker: str, fold_path: Path, root: Path, ks, draws: int, shift
     return out
 
 
-def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[float]:
-    """Seconds from k recordings per digit (WAV samples) to a profile, through the app's path (replay set loaded)."""
+def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> tuple[list[float], list[float]]:
+    """Seconds from k recordings per digit (WAV samples) to a profile, through the app's path (replay set loaded):
+    wall-clock, and this process's CPU time (what a quiet machine's wall-clock would be, on one thread)."""
     import soundfile as sf
 
     from core.data.fsdd import list_clips
@@ -225,7 +248,7 @@ def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[fl
 
     replay = replay_clips(root, (predictor.mean, predictor.std, predictor.config.features.utterance_norm))
     clips = list_clips(root)
-    times = []
+    times, cpu = [], []
     for i in range(repeats):
         speaker = SPEAKERS[i % len(SPEAKERS)]
         chosen = [
@@ -234,11 +257,12 @@ def time_adaptation(predictor, root: Path, k: int, repeats: int, rng) -> list[fl
             for c in rng.permutation([c for c in clips if c.speaker == speaker and c.digit == d])[:k]
         ]
         recordings = [sf.read(str(c.path), dtype="float32") for c in chosen]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         features = np.stack([prepare_audio((s, r))[1] for s, r in recordings])
         adapt(predictor, features, [c.digit for c in chosen], replay=replay)
         times.append(time.perf_counter() - started)
-    return times
+        cpu.append(time.process_time() - cpu_started)
+    return times, cpu
 
 
 def summarise(results: dict[str, dict], ks) -> dict:
@@ -277,6 +301,8 @@ def summarise(results: dict[str, dict], ks) -> dict:
                 "head + DTW templates, gated",
                 "fine-tune + replay + DTW templates, scale",
                 "fine-tune + replay + DTW templates, gated",
+                f"{NEW} + DTW templates ({CHOSEN.template_norm}), scale",
+                f"{NEW} + DTW templates ({CHOSEN.template_norm}), gated",
             )
         }
     return report
@@ -317,7 +343,7 @@ def print_report(report: dict) -> None:
     for k, t in report.get("timing", {}).items():
         print(
             f"adaptation time, k={k} (recordings -> profile, app path): p50 {t['p50_s']:.2f} s"
-            f"  p95 {t['p95_s']:.2f} s  (n={t['n']})"
+            f"  p95 {t['p95_s']:.2f} s  (n={t['n']}); CPU time p50 {t['cpu_p50_s']:.2f} s  p95 {t['cpu_p95_s']:.2f} s"
         )
 
 
@@ -334,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "--folds-dir", default=None, help="fold checkpoints (default data/loso_folds/<trial>-e<epochs>)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="folds trained, then speakers scored, this many at once")
-    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--draws", type=int, default=5, help="draws per speaker and k (0: only time the adaptation)")
     parser.add_argument(
         "--shifted-draws", type=int, default=5, help="draws that also score the shifted voices (0: none)"
     )
@@ -357,13 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     job = (root, args.ks, args.draws, args.shifted_draws)
-    if args.jobs > 1:
+    if not args.draws:
+        results = {}
+    elif args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = {s: pool.submit(run_speaker, s, folds[s], *job) for s in args.speakers}
             results = {s: f.result() for s, f in futures.items()}
     else:
         results = {s: run_speaker(s, folds[s], *job) for s in args.speakers}
-    report = summarise(results, args.ks)
+    report = summarise(results, args.ks) if results else {"methods": {}, "nested": {}}
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["timing"] = {}
     if args.timing_repeats:
@@ -371,12 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(0)
         time_adaptation(predictor, root, 1, 1, rng)  # warm-up: librosa's and torch's first calls
         for k in args.ks:
-            times = time_adaptation(predictor, root, k, args.timing_repeats, rng)
+            times, cpu = time_adaptation(predictor, root, k, args.timing_repeats, rng)
             report["timing"][k] = {
                 "n": len(times),
                 "p50_s": round(float(np.percentile(times, 50)), 3),
                 "p95_s": round(float(np.percentile(times, 95)), 3),
                 "max_s": round(max(times), 3),
+                "cpu_p50_s": round(float(np.percentile(cpu, 50)), 3),
+                "cpu_p95_s": round(float(np.percentile(cpu, 95)), 3),
             }
     report["config"] = CHOSEN.__dict__
     print_report(report)

@@ -33,12 +33,25 @@ class InvalidProfile(DigitsError, ValueError):
 class AdaptConfig:
     """How a profile is made and used (chosen on held-out speakers: docs/results.md, Your voice)."""
 
-    steps: int = 20  # Adam steps fine-tuning the audio encoder and head; 0: templates only
+    steps: int = 40  # Adam steps fine-tuning the audio encoder and head; 0: templates only
     lr: float = 1e-3
     replay: int = 32  # training clips drawn beside the enrollment at each step
-    template_scale: float = 80.0  # logits taken off per unit of DTW distance to a digit's nearest recording
-    gated: bool = True  # adapt only recordings that sound like the speaker (see speaker_gate)
+    template_scale: float = 40.0  # logits taken off per unit of DTW distance to a digit's nearest recording
+    gated: bool = False  # adapt only recordings that sound like the speaker (see speaker_gate)
     seed: int = 0
+    average: float = 0.9  # the profile keeps this running average of the weights over the steps (0: the last step)
+    template_norm: str = "cmvn"  # frames of a recording normalised before DTW: see TEMPLATE_NORMS
+
+    def __post_init__(self):
+        if self.template_norm not in TEMPLATE_NORMS:
+            raise ValueError(f"template_norm must be one of {', '.join(TEMPLATE_NORMS)}, not {self.template_norm!r}")
+        if not 0.0 <= self.average < 1.0:
+            raise ValueError(f"average must be in [0, 1), not {self.average}")
+
+
+# "none": the standardised features as the model reads them; "cmvn": each coefficient of a recording also brought
+# to zero mean and unit variance over its frames, so a louder or flatter take of the same word still aligns.
+TEMPLATE_NORMS = ("none", "cmvn")
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, so the adapted head can be cached per profile
@@ -102,12 +115,22 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
 
 
-def dtw_distances(x: np.ndarray, templates: np.ndarray) -> np.ndarray:
+def _frames(x: np.ndarray, norm: str) -> np.ndarray:
+    """(N, T, C) unit-length frames of standardised features, after the template_norm of AdaptConfig."""
+    x = np.asarray(x, np.float32)
+    if norm == "cmvn":
+        x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-5)
+    elif norm != "none":
+        raise ValueError(f"template_norm must be one of {', '.join(TEMPLATE_NORMS)}, not {norm!r}")
+    return _unit(x)
+
+
+def dtw_distances(x: np.ndarray, templates: np.ndarray, norm: str = "none") -> np.ndarray:
     """(N, M) DTW cost between (N, T, C) and (M, T, C) feature sequences: cosine frame distance, divided by 2T.
 
     Batched over all N x M pairs at once (one vector step per cell of the T x T grid); librosa's dtw aligns
     one pair per call, ~100x slower for the benchmark's 5,000 pairs."""
-    a, b = _unit(np.asarray(x, np.float32)), _unit(np.asarray(templates, np.float32))
+    a, b = _frames(x, norm), _frames(templates, norm)
     cost = 1.0 - np.einsum("nif,mjf->nmij", a, b)  # (N, M, T, T)
     n_t, m_t = cost.shape[2:]
     acc = np.full((*cost.shape[:2], m_t + 1), np.inf)  # one row of the accumulated cost at a time
@@ -122,9 +145,9 @@ def dtw_distances(x: np.ndarray, templates: np.ndarray) -> np.ndarray:
     return prev[..., m_t] / (n_t + m_t)
 
 
-def template_scores(x: np.ndarray, templates: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def template_scores(x: np.ndarray, templates: np.ndarray, labels: np.ndarray, norm: str = "none") -> np.ndarray:
     """(N, 10) DTW distance from each standardised feature sequence to the nearest template of each digit."""
-    d = dtw_distances(x, templates)
+    d = dtw_distances(x, templates, norm)
     return np.stack([d[:, labels == k].min(axis=1) for k in range(N_CLASSES)], axis=1)
 
 
@@ -153,12 +176,15 @@ GATE_WIDTH = 0.3  # the gate falls from 1 to 0 over this fraction of the yardsti
 def fine_tune(
     model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.ndarray] | None, config: AdaptConfig, on_step=None
 ) -> AdaptedAudio:
-    """A copy of the model's audio encoder and head after config.steps Adam steps on (x, y) plus replayed clips;
-    on_step(done, total) after each step."""
+    """A copy of the model's audio encoder and head after config.steps Adam steps on (x, y) plus replayed clips
+    (their running average when config.average > 0); on_step(done, total) after each step."""
     net = copy.deepcopy(base_audio(model)).float().train()
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()  # a batch of ten recordings would overwrite the statistics of the whole training set
+    # Why an average: ten recordings and 32 random replayed clips make each step's weights noisy, and the
+    # average of the last steps is both better for the speaker and kinder to other voices (docs/results.md).
+    averaged = copy.deepcopy(net) if config.average else None
     gen = torch.Generator().manual_seed(config.seed)
     xe, ye = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
     xr = yr = None
@@ -178,9 +204,13 @@ def fine_tune(
                 loss = loss + F.cross_entropy(net(xr[i]), yr[i])
             loss.backward()
             opt.step()
+            if averaged is not None:
+                with torch.no_grad():
+                    for avg, now in zip(averaged.parameters(), net.parameters()):
+                        avg.mul_(config.average).add_(now, alpha=1.0 - config.average)
             if on_step:
                 on_step(step + 1, config.steps)
-    return net.eval()
+    return (averaged if averaged is not None else net).eval()
 
 
 def adapt(
@@ -243,13 +273,15 @@ def adapted_audio(profile: VoiceProfile, model) -> AdaptedAudio:
 @torch.inference_mode()
 def adapted_logits(profile: VoiceProfile, model, x: np.ndarray) -> np.ndarray:
     """(N, 10) adapted audio logits of (N, 39, 13) standardised features: the fine-tuned head minus the scaled
-    template distances, blended with the unadapted head by speaker_gate."""
+    template distances, blended with the unadapted head by speaker_gate when the profile is gated."""
     t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-    scores = template_scores(x, profile.templates, profile.labels)
+    norm = profile.config.template_norm
+    scores = template_scores(x, profile.templates, profile.labels, norm)
     logits = adapted_audio(profile, model)(t).float().numpy() - profile.config.template_scale * scores
     if profile.gate <= 0:
         return logits
-    g = speaker_gate(scores, profile.gate)
+    # The gate's yardstick (gate_distance) is measured on the features as the model reads them.
+    g = speaker_gate(scores if norm == "none" else template_scores(x, profile.templates, profile.labels), profile.gate)
     return g * logits + (1 - g) * base_audio(model)(t).float().numpy()
 
 

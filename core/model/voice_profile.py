@@ -13,6 +13,7 @@ from core.config import N_CLASSES
 from core.model.adapt import (
     FRAME_SHAPE,
     MAX_CLIPS_PER_DIGIT,
+    TEMPLATE_NORMS,
     AdaptConfig,
     InvalidProfile,
     VoiceProfile,
@@ -41,6 +42,8 @@ def profile_to_dict(profile: VoiceProfile) -> dict:
             "template_scale": c.template_scale,
             "gated": c.gated,
             "seed": c.seed,
+            "average": c.average,
+            "template_norm": c.template_norm,
         },
     }
 
@@ -151,6 +154,8 @@ def _number(v, lo, hi, integer=False) -> bool:
 def _config(raw) -> AdaptConfig:
     if not isinstance(raw, dict):
         raise InvalidProfile("the profile's settings are missing")
+    # Profiles saved before the weight average and the template normalisation existed were made without them.
+    raw = {"average": 0.0, "template_norm": "none", **raw}
     ok = (
         _number(raw.get("steps"), 0, 1000, True)
         and _number(raw.get("lr"), 0, 1)
@@ -158,9 +163,18 @@ def _config(raw) -> AdaptConfig:
         and _number(raw.get("template_scale"), 0, 1000)
         and _number(raw.get("seed"), 0, 2**31 - 1, True)
         and isinstance(raw.get("gated"), bool)
+        and _number(raw.get("average"), 0, 0.999999)
+        and raw.get("template_norm") in TEMPLATE_NORMS
     )
     if not ok:
         raise InvalidProfile("the profile's settings are out of range")
     return AdaptConfig(
-        raw["steps"], float(raw["lr"]), raw["replay"], float(raw["template_scale"]), raw["gated"], raw["seed"]
+        steps=raw["steps"],
+        lr=float(raw["lr"]),
+        replay=raw["replay"],
+        template_scale=float(raw["template_scale"]),
+        gated=raw["gated"],
+        seed=raw["seed"],
+        average=float(raw["average"]),
+        template_norm=raw["template_norm"],
     )

@@ -12,7 +12,16 @@ import torch
 
 from core.errors import InvalidInput
 from core.features import audio
-from core.model.adapt import AdaptConfig, InvalidProfile, adapt, adapted_logits, enroll
+from core.model.adapt import (
+    AdaptConfig,
+    InvalidProfile,
+    adapt,
+    adapted_logits,
+    base_audio,
+    dtw_distances,
+    enroll,
+    fine_tune,
+)
 from core.model.voice_profile import MAX_PROFILE_BYTES, load_profile, profile_bytes, profile_to_dict
 
 HELD_OUT = "jackson"
@@ -107,12 +116,56 @@ def test_a_profile_round_trips_through_download_and_upload(predictor, held_out_f
     assert (
         back.labels.tolist() == prof.labels.tolist() and back.model_id == prof.model_id and back.config == prof.config
     )
-    assert back.gate == prof.gate > 0
+    assert back.gate == prof.gate
     x = audio.standardize(raw[:40], *_stats(predictor))
     # Weights travel as float16: the same answers, logits equal to float16 precision.
     np.testing.assert_allclose(
         adapted_logits(back, predictor.model, x), adapted_logits(prof, predictor.model, x), atol=0.05
     )
+
+
+def test_a_profile_saved_before_the_average_and_the_template_norm_still_loads(predictor, held_out_fold):
+    _, raw, digits, replay = held_out_fold
+    enrol = _one_per_digit(digits, seed=1)
+    old_settings = AdaptConfig(steps=2, average=0.0, template_norm="none", template_scale=80.0, gated=True)
+    prof = adapt(predictor, raw[enrol], digits[enrol], old_settings, replay=replay)
+    old = profile_to_dict(prof)
+    old["config"] = {k: v for k, v in old["config"].items() if k not in ("average", "template_norm")}
+    back = load_profile(_saved(old), predictor.model)
+    assert back.config == old_settings and back.gate == prof.gate > 0
+    x = audio.standardize(raw[:40], *_stats(predictor))
+    np.testing.assert_allclose(
+        adapted_logits(back, predictor.model, x), adapted_logits(prof, predictor.model, x), atol=0.05
+    )
+
+
+def test_the_profile_keeps_a_running_average_of_the_fine_tuned_weights(predictor, held_out_fold):
+    _, raw, digits, replay = held_out_fold
+    enrol = _one_per_digit(digits, seed=2)
+    x = audio.standardize(raw[enrol], *_stats(predictor))
+    last = fine_tune(predictor.model, x, digits[enrol], replay, AdaptConfig(steps=1, average=0.0))
+    averaged = fine_tune(predictor.model, x, digits[enrol], replay, AdaptConfig(steps=1, average=0.9))
+    before = base_audio(predictor.model).state_dict()
+    moved = 0
+    for name, p in averaged.named_parameters():
+        step = last.state_dict()[name] - before[name]
+        # After one step the average has moved a tenth of the way from the model's weights to the step's.
+        torch.testing.assert_close(p.detach() - before[name], 0.1 * step, atol=1e-6, rtol=1e-4)
+        moved += int(step.abs().max() > 0)
+    assert moved > 0
+
+
+def test_normalised_templates_ignore_a_recordings_level_and_spread(held_out_fold, predictor):
+    _, raw, digits, _ = held_out_fold
+    x = audio.standardize(raw[:12], *_stats(predictor))
+    templates, query = x[:10], x[10:]
+    louder = query * 1.7 + 0.4  # every coefficient scaled and offset, as a louder, brighter take might be
+    np.testing.assert_allclose(
+        dtw_distances(louder, templates, "cmvn"), dtw_distances(query, templates, "cmvn"), atol=1e-4
+    )
+    assert not np.allclose(dtw_distances(louder, templates, "none"), dtw_distances(query, templates, "none"), atol=1e-3)
+    with pytest.raises(ValueError, match="template_norm"):
+        AdaptConfig(template_norm="loud")
 
 
 def _saved(d: dict) -> bytes:
@@ -140,6 +193,8 @@ def test_bad_profiles_are_refused(predictor, profile):
         "non-finite template": {**good, "templates": good["templates"].clone().fill_(float("nan"))},
         "another model": {**good, "model_id": "0123456789abcdef"},
         "settings out of range": {**good, "config": {**good["config"], "template_scale": 1e9}},
+        "an unknown template norm": {**good, "config": {**good["config"], "template_norm": "loud"}},
+        "an average of 1": {**good, "config": {**good["config"], "average": 1.0}},
         "gate out of range": {**good, "gate": -1.0},
         "not a profile": {"state_dict": {}},
     }
