@@ -231,7 +231,11 @@ def measure_drawings(page, n: int, profile: Path) -> list[dict]:
         inputs = page.evaluate("window.__input.length")
         draw(page, STROKES[names[i % len(names)]])
         shown = page.evaluate("window.__pending")
-        up = [t for kind, t in page.evaluate("i => window.__input.slice(i)", inputs) if kind in ("mouseup", "pointerup", "touchend")]
+        up = [
+            t
+            for kind, t in page.evaluate("i => window.__input.slice(i)", inputs)
+            if kind in ("mouseup", "pointerup", "touchend")
+        ]
         page.wait_for_timeout(400)  # the rest of the run's marks
         marks, offset = read_marks(profile, offset)
         r = breakdown(page, up[-1], shown, marks, "image card", since)
