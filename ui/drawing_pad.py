@@ -9,9 +9,9 @@ import streamlit as st
 
 from core.features.image import decode_data_url
 
-# streamlit-drawable-canvas (fabric.js, 400 KB) sends a drawing 200 ms after the mouse-up, a constant of its front
-# end; that was two thirds of the draw page's 300 ms budget (docs/results.md, Draw page latency). This pad sends
-# on pointer-up, draws with pointer events (mouse, pen, touch) and keeps undo and redo.
+# streamlit-drawable-canvas sends a drawing a fixed delay after the mouse-up (a constant of its front end), which
+# was most of the draw page's latency budget (docs/results.md, Draw page latency). This pad sends on pointer-up,
+# draws with pointer events (mouse, pen, touch) and keeps undo and redo.
 _CSS = """
 .pad { display: flex; flex-direction: column; gap: 0.4rem; }
 canvas { display: block; width: 100%; aspect-ratio: 1; border-radius: 0.5rem; touch-action: none;
@@ -45,6 +45,7 @@ def drawing_pad(*, key: str, generation: int, brush: int, size: int = 260) -> np
         on_drawing_change=_heard,
         width=size,
     )
-    drawing = result.get("drawing") or {}
+    drawing = result.get("drawing")
+    drawing = drawing if isinstance(drawing, dict) else {}  # what a browser sent back: anything at all
     st.session_state[held] = drawing.get("generation") == generation and bool(drawing.get("png"))
     return decode_data_url(drawing["png"]) if st.session_state[held] else None
