@@ -136,15 +136,8 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
         "others": acc(logits_of(net0, xo), yo),
     }
     res["fine-tune encoder + head + replay"] = {"acc": acc(zf, y[rest]), "others": acc(zfo, yo), "seconds": seconds}
-    for s in SCALES:
-        res[f"fine-tune + replay + DTW templates, scale {s:g}"] = {
-            "acc": acc(zf - s * t_rest, y[rest]),
-            "others": acc(zfo - s * t_oth, yo),
-        }
-        res[f"fine-tune + replay + DTW templates, gated, scale {s:g}"] = {
-            "acc": acc(g_rest * (zf - s * t_rest) + (1 - g_rest) * z[rest], y[rest]),
-            "others": acc(g_oth * (zfo - s * t_oth) + (1 - g_oth) * zo, yo),
-        }
+    gates = (g_rest, g_oth, z[rest], zo)
+    res.update(_with_templates("fine-tune + replay + DTW templates", zf, zfo, t_rest, t_oth, gates, y[rest], yo))
     started = time.perf_counter()
     net = fine_tune(model, x[en], y[en], (xr, yr), CHOSEN)
     seconds = time.perf_counter() - started
@@ -153,16 +146,27 @@ def score_draw(model, fold: dict, k: int, rng: np.random.Generator) -> dict[str,
     c_rest = template_scores(x[rest], x[en], y[en], CHOSEN.template_norm)
     c_oth = template_scores(xo, x[en], y[en], CHOSEN.template_norm)
     res[f"DTW templates alone ({CHOSEN.template_norm})"] = {"acc": acc(-c_rest, y[rest]), "others": acc(-c_oth, yo)}
-    for s in SCALES:
-        res[f"{NEW} + DTW templates ({CHOSEN.template_norm}), scale {s:g}"] = {
-            "acc": acc(zf - s * c_rest, y[rest]),
-            "others": acc(zfo - s * c_oth, yo),
-        }
-        res[f"{NEW} + DTW templates ({CHOSEN.template_norm}), gated, scale {s:g}"] = {
-            "acc": acc(g_rest * (zf - s * c_rest) + (1 - g_rest) * z[rest], y[rest]),
-            "others": acc(g_oth * (zfo - s * c_oth) + (1 - g_oth) * zo, yo),
-        }
+    res.update(
+        _with_templates(f"{NEW} + DTW templates ({CHOSEN.template_norm})", zf, zfo, c_rest, c_oth, gates, y[rest], yo)
+    )
     return res
+
+
+def _with_templates(name, z_rest, z_oth, t_rest, t_oth, gates, y_rest, y_oth) -> dict[str, dict[str, float]]:
+    """Rows for fine-tuned logits minus the template distances at each scale, plain and speaker-gated (gates: the
+    gate on the speaker's and the others' clips, and the unadapted logits a gate falls back to)."""
+    g_rest, g_oth, z0_rest, z0_oth = gates
+    rows = {}
+    for s in SCALES:
+        rows[f"{name}, scale {s:g}"] = {
+            "acc": acc(z_rest - s * t_rest, y_rest),
+            "others": acc(z_oth - s * t_oth, y_oth),
+        }
+        rows[f"{name}, gated, scale {s:g}"] = {
+            "acc": acc(g_rest * (z_rest - s * t_rest) + (1 - g_rest) * z0_rest, y_rest),
+            "others": acc(g_oth * (z_oth - s * t_oth) + (1 - g_oth) * z0_oth, y_oth),
+        }
+    return rows
 
 
 def score_shifted(model, stats, shifted: dict, replay, k: int, rng) -> dict[str, dict[str, float]]:

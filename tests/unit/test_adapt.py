@@ -117,11 +117,7 @@ def test_a_profile_round_trips_through_download_and_upload(predictor, held_out_f
         back.labels.tolist() == prof.labels.tolist() and back.model_id == prof.model_id and back.config == prof.config
     )
     assert back.gate == prof.gate
-    x = audio.standardize(raw[:40], *_stats(predictor))
-    # Weights travel as float16: the same answers, logits equal to float16 precision.
-    np.testing.assert_allclose(
-        adapted_logits(back, predictor.model, x), adapted_logits(prof, predictor.model, x), atol=0.05
-    )
+    _same_answers(back, prof, predictor, raw)
 
 
 def test_a_profile_saved_before_the_average_and_the_template_norm_still_loads(predictor, held_out_fold):
@@ -133,6 +129,11 @@ def test_a_profile_saved_before_the_average_and_the_template_norm_still_loads(pr
     old["config"] = {k: v for k, v in old["config"].items() if k not in ("average", "template_norm")}
     back = load_profile(_saved(old), predictor.model)
     assert back.config == old_settings and back.gate == prof.gate > 0
+    _same_answers(back, prof, predictor, raw)
+
+
+def _same_answers(back, prof, predictor, raw) -> None:
+    """Weights travel as float16: the same answers, logits equal to float16 precision."""
     x = audio.standardize(raw[:40], *_stats(predictor))
     np.testing.assert_allclose(
         adapted_logits(back, predictor.model, x), adapted_logits(prof, predictor.model, x), atol=0.05
