@@ -51,6 +51,7 @@ def main(url: str, wav: str | None = None) -> None:
         page.wait_for_timeout(5000)
         # A new projection waits in the queue first; a kept one is drawn at once.
         page.get_by_text("Waiting for the").first.wait_for(state="detached", timeout=600_000)
+        page.get_by_role("button", name="Download coordinates (CSV)").wait_for(timeout=600_000)  # the finished one
         page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=300_000)
         page.get_by_text("Cluster quality per embedding").wait_for(timeout=300_000)
         page.set_viewport_size({"width": 1400, "height": 1300})  # the plot, the selected point and its neighbours
