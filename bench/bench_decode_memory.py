@@ -5,7 +5,7 @@ A FLAC of 30 s at 384 kHz over 8 channels (about 100 KB, within the header limit
 PNG), each read in a fresh process through core/features/audio.py and core/features/image.py as they are in the working
 tree and, with --against, as they were at a git revision.
 
-    python bench/bench_decode_memory.py --against main
+    python -m bench.bench_decode_memory --against main
 """
 
 from __future__ import annotations
@@ -67,10 +67,9 @@ def child(kind: str, path: str, revision: str | None) -> None:
 
     name = "audio" if kind == "flac" else "image"
     if revision:
-        from bench.bench_photos import image_module_at
-        from bench.trim_unchanged import module_at
+        from bench.at_revision import module_at
 
-        module = module_at(revision) if name == "audio" else image_module_at(revision)
+        module = module_at(f"core/features/{name}.py", revision)
     else:
         module = __import__(f"core.features.{name}", fromlist=[name])
 

@@ -7,14 +7,13 @@ transparency), and goes through the serving path: Predictor's prepare_image, the
 files, so the table shows before and after from one run, and counts the inputs that need no repair
 (MNIST's 28x28s, canvases, black on white) whose 28x28 differs from the baseline's: it must be none.
 
-    python bench/bench_photos.py --per-condition 300 --baseline main
+    python -m bench.bench_photos --per-condition 300 --baseline main
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 import time
 import types
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from bench.at_revision import module_at
 from core import paths
 from core.data.mnist import load_mnist
 from core.errors import InvalidInput
@@ -164,21 +164,6 @@ def _png(img: Image.Image, exif: Image.Exif | None = None) -> bytes:
     return buf.getvalue()
 
 
-def image_module_at(revision: str) -> types.ModuleType:
-    """core/features/image.py as it was at revision, loaded as a module of its own (the baseline preprocessing)."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:core/features/image.py"],
-        cwd=paths.REPO_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = types.ModuleType(f"image_at_{revision}")
-    sys.modules[module.__name__] = module
-    exec(compile(source, f"{revision}:core/features/image.py", "exec"), module.__dict__)
-    return module
-
-
 def image_head(predictor: Predictor, images28: list[np.ndarray | None]) -> np.ndarray:
     """The image head's digit for each 28x28 (-1 where preprocessing refused the picture)."""
     import torch
@@ -238,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     predictor = Predictor.load(args.weights)
     images, labels = load_mnist(paths.data_dir(args.data_dir), "test")
-    old = image_module_at(args.baseline) if args.baseline else None
+    old = module_at("core/features/image.py", args.baseline) if args.baseline else None
     columns = ["after"] + (["before"] if old else [])
     rows = []
 

@@ -5,36 +5,20 @@ feature cache and the models trained on it, so a change to decoding or trimming 
 clips bit for bit the same. Each clip is compared as recorded and padded with a second of quiet room
 noise on each side (no clicks).
 
-    python bench/trim_unchanged.py --against main
+    python -m bench.trim_unchanged --against main
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import types
 
 import numpy as np
 import soundfile as sf
 
+from bench.at_revision import module_at
 from core import paths
 from core.features import audio
-
-
-def module_at(revision: str) -> types.ModuleType:
-    """core/features/audio.py as it was at revision, loaded as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:core/features/audio.py"],
-        cwd=paths.REPO_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = types.ModuleType(f"audio_at_{revision}")
-    sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(source, f"{revision}:core/features/audio.py", "exec"), module.__dict__)
-    return module
 
 
 def clean_path(module, samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
     args = parser.parse_args(argv)
-    old = module_at(args.against)
+    old = module_at("core/features/audio.py", args.against)
     clips = sorted((paths.data_dir(args.data_dir) / "fsdd" / "recordings").glob("*.wav"))[: args.limit]
     changed = {"as recorded": [], "in a quiet room": []}
     for i, path in enumerate(clips):
