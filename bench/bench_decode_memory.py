@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             for revision in ([args.against] if args.against else []) + ["-"]:
                 out = (
                     subprocess.run(
-                        [sys.executable, __file__, "--child", kind, str(path), revision],
+                        [sys.executable, "-m", "bench.bench_decode_memory", "--child", kind, str(path), revision],
                         cwd=REPO,
                         capture_output=True,
                         text=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.runs.leaderboard import entries
 from core.runs.listing import list_runs
-from tests.test_runs_fuzz import GOOD, _corrupt, _text
+from tests.app.test_runs_fuzz import GOOD, _corrupt, _text
 
 
 def build(root: Path, good: int, malformed: int) -> None:
