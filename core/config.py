@@ -77,6 +77,10 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # "constant" (the seed's) or "cosine": per-epoch decay towards zero
     weight_decay: float = 0.0
+    # Exponential moving average of the weights, updated every step (0 = off): the model kept is the average.
+    weight_average: float = 0.0
+    # Mixup between the clips of a batch (audio-only training): Beta(alpha, alpha) weights; 0 = off.
+    mixup: float = 0.0
     class_weights: bool = True
     aux_loss_weight: float = 0.5  # weight of each single-modality head's loss
     train_fraction: float = 1.0  # fraction of the MNIST training images used

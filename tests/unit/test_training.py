@@ -153,3 +153,43 @@ def test_cosine_schedule_decays_from_the_base_rate():
     assert {epoch_lr(replace(t, lr_schedule="constant"), e) for e in range(1, 7)} == {1e-3}
     with pytest.raises(ValueError, match="lr_schedule"):
         epoch_lr(replace(t, lr_schedule="step"), 1)
+
+
+class _Batches(list):
+    """Fixed batches with the generator train_one_epoch draws mixup weights from."""
+
+    def __init__(self, batches, seed):
+        super().__init__(batches)
+        self.rng = np.random.default_rng(seed)
+
+
+@pytest.mark.parametrize("modalities", [("audio",), ("image", "audio")])
+def test_mixup_blends_each_example_with_another_of_its_batch(modalities):
+    from dataclasses import replace
+
+    from core.training.loop import _loss, train_one_epoch
+
+    config = TRIALS["fused"].config
+    model = DigitClassifier(replace(config.model, modalities=modalities, dropout=0.0))
+    torch.manual_seed(0)
+    img, aud, y = torch.rand(8, 28, 28), torch.randn(8, 39, 13), torch.arange(8) % 10
+    seen = []
+    model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs), with_kwargs=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights stay: the loss is checked against them
+    image = img if "image" in modalities else None
+    loss = train_one_epoch(model, _Batches([(image, aud, y)], seed=5), opt, None, 0.5, "cpu", mixup=0.4)
+
+    rng = np.random.default_rng(5)  # the same draws, in the same order
+    lam, perm = float(rng.beta(0.4, 0.4)), torch.from_numpy(rng.permutation(8))
+    assert 0 < lam < 1 and not torch.equal(perm, torch.arange(8))
+    torch.testing.assert_close(seen[0]["audio"], lam * aud + (1 - lam) * aud[perm])
+    if image is not None:
+        torch.testing.assert_close(seen[0]["image"], lam * img + (1 - lam) * img[perm])
+    with torch.no_grad():
+        out = model(image=seen[0]["image"], audio=seen[0]["audio"])
+        expected = lam * _loss(out, y, None, 0.5) + (1 - lam) * _loss(out, y[perm], None, 0.5)
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+
+    seen.clear()
+    train_one_epoch(model, _Batches([(image, aud, y)], seed=5), opt, None, 0.5, "cpu")
+    assert torch.equal(seen[0]["audio"], aud), "without mixup the batch goes in as it is"
