@@ -77,8 +77,6 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # "constant" (the seed's) or "cosine": per-epoch decay towards zero
     weight_decay: float = 0.0
-    # Exponential moving average of the weights, updated every step (0 = off): the model kept is the average.
-    weight_average: float = 0.0
     # Mixup between the clips of a batch (audio-only training): Beta(alpha, alpha) weights; 0 = off.
     mixup: float = 0.0
     class_weights: bool = True

@@ -100,7 +100,6 @@ def train_one_epoch(
     should_stop: Callable[[], bool] = lambda: False,
     on_batch=None,
     mixup: float = 0.0,
-    averaged=None,
 ) -> float:
     model.train()
     total, count = 0.0, 0
@@ -124,8 +123,6 @@ def train_one_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if averaged is not None:
-            averaged.update_parameters(model)
         total += float(loss.detach()) * len(y)
         count += len(y)
         if on_batch:
@@ -170,11 +167,6 @@ def train_model(
     labels = data.train.clip_labels if audio_only else data.train.labels
     weight = class_weights(labels).to(device) if t.class_weights else None
     batches = Batches(data, t.batch_size, rng, audio_only)
-    averaged = None
-    if t.weight_average > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.weight_average), use_buffers=True)
     best_score, best_epoch, history = -1.0, 0, []
     bar = _bar(t.epochs * len(batches), progress)
     started = time.perf_counter()
@@ -192,10 +184,8 @@ def train_model(
             should_stop,
             on_batch=(lambda i, n: bar.update(1)) if bar else None,
             mixup=t.mixup,
-            averaged=averaged,
         )
-        kept = averaged.module if averaged is not None else model  # the weights validated and saved
-        val = evaluate_split(kept, data.val, device)
+        val = evaluate_split(model, data.val, device)
         row = {
             "epoch": epoch,
             "loss": round(loss, 5),
@@ -208,7 +198,7 @@ def train_model(
             best_score, best_epoch = score, epoch
             if run_dir:
                 checkpoint.save(
-                    run_dir / "best.pt", kept, config, data.feature_mean, data.feature_std, {"epoch": epoch, **row}
+                    run_dir / "best.pt", model, config, data.feature_mean, data.feature_std, {"epoch": epoch, **row}
                 )
         row["best_epoch"] = best_epoch
         history.append(row)
@@ -221,7 +211,6 @@ def train_model(
     if bar:
         bar.close()
     train_seconds = time.perf_counter() - started
-    model = averaged.module if averaged is not None else model
     final_test = evaluate_split(model, data.test, device)
     summary = {
         "epochs": t.epochs,
