@@ -21,8 +21,11 @@ def folds_dir(recipe: str, epochs: int | None, explicit: str | None = None) -> P
     return Path(explicit) if explicit else paths.DATA_CACHE_DIR / "loso_folds" / f"{recipe}-e{epochs or 'recipe'}"
 
 
-def train_fold(recipe: str, root: Path, speaker: str, epochs: int | None, out: Path) -> tuple[str, float]:
-    """Train recipe's audio side without speaker and save it to out/<speaker>.pt; (speaker, seconds)."""
+def train_fold(
+    recipe: str, root: Path, speaker: str, epochs: int | None, out: Path, overrides: dict | None = None
+) -> tuple[str, float]:
+    """Train recipe's audio side (training fields replaced by overrides) without speaker and save it to
+    out/<speaker>.pt; (speaker, seconds)."""
     from core.model.checkpoint import save
     from core.model.device import use_all_cores
     from core.training.dataset import load_run_data
@@ -31,7 +34,7 @@ def train_fold(recipe: str, root: Path, speaker: str, epochs: int | None, out: P
 
     use_all_cores()  # honours $DIGITS_THREADS
     started = time.perf_counter()
-    cfg = loso_config(build_config(recipe), speaker, epochs)
+    cfg = loso_config(build_config(recipe, **(overrides or {})), speaker, epochs)
     data = load_run_data(cfg, root)
     model, _ = train_model(cfg, data)
     save(out / f"{speaker}.pt", model, cfg, data.feature_mean, data.feature_std)
@@ -39,7 +42,13 @@ def train_fold(recipe: str, root: Path, speaker: str, epochs: int | None, out: P
 
 
 def ensure_folds(
-    recipe: str, root: Path, epochs: int | None, out: Path, jobs: int = 1, speakers: tuple[str, ...] = SPEAKERS
+    recipe: str,
+    root: Path,
+    epochs: int | None,
+    out: Path,
+    jobs: int = 1,
+    speakers: tuple[str, ...] = SPEAKERS,
+    overrides: dict | None = None,
 ) -> dict[str, Path]:
     """The fold checkpoint of each speaker, training the missing ones (jobs at a time)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +62,7 @@ def ensure_folds(
         load_run_data(loso_config(build_config(recipe), missing[0], epochs), root)  # caches built once, here
         condition_bank(root, CLEAN)
         with ProcessPoolExecutor(max(1, jobs)) as pool:
-            for f in [pool.submit(train_fold, recipe, root, s, epochs, out) for s in missing]:
+            for f in [pool.submit(train_fold, recipe, root, s, epochs, out, overrides) for s in missing]:
                 speaker, seconds = f.result()
                 print(f"fold {speaker}: trained in {seconds:.0f} s", file=sys.stderr, flush=True)
     return {s: out / f"{s}.pt" for s in speakers}

@@ -49,6 +49,22 @@ def _loss(outputs: dict, target: torch.Tensor, weight: torch.Tensor | None, aux_
     return total
 
 
+def _mixup_loss(outputs: dict, y: torch.Tensor, other: torch.Tensor, lam: float, weight, aux_weight: float):
+    """_loss when each clip is lam of its own and 1 - lam of another example's (label other): every head is taught
+    the mix of the labels it saw. The images stay whole (mixing them cost the image head), so the fused head,
+    which sees both, is taught the average of the image's label and the clip's mix."""
+    own = {"image": 1.0, "audio": lam, "fused": (1.0 + lam) / 2 if "image" in outputs else lam}
+    total = 0.0
+    for head, logits in outputs.items():
+        scale = 1.0 if head == "fused" else aux_weight
+        share = own[head]
+        total = total + scale * (
+            share * F.cross_entropy(logits, y, weight=weight)
+            + (1 - share) * F.cross_entropy(logits, other, weight=weight)
+        )
+    return total
+
+
 def make_optimizer(model: torch.nn.Module, t) -> torch.optim.Optimizer:
     """Adam; the fused kernel updates all weights in one pass instead of one per tensor (same update)."""
     return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
@@ -109,15 +125,13 @@ def train_one_epoch(
         img = img.to(device) if img is not None and "image" in model.modalities else None
         aud = aud.to(device) if "audio" in model.modalities else None
         y = y.to(device)
-        if mixup > 0:
-            # Each example blended with another of the batch (both modalities, one weight), the loss with both
-            # labels: mostly two speakers' clips, so the audio encoder cannot lean on any one voice's cues.
+        if mixup > 0 and aud is not None:
+            # Each clip blended with another of the batch, mostly another speaker's: the audio encoder cannot lean
+            # on any one voice's cues (docs/results.md, Levers).
             lam = float(batches.rng.beta(mixup, mixup))
             perm = torch.from_numpy(batches.rng.permutation(len(y))).to(device)
-            img = None if img is None else lam * img + (1 - lam) * img[perm]
-            aud = None if aud is None else lam * aud + (1 - lam) * aud[perm]
-            out = model(image=img, audio=aud)
-            loss = lam * _loss(out, y, weight, aux_weight) + (1 - lam) * _loss(out, y[perm], weight, aux_weight)
+            out = model(image=img, audio=lam * aud + (1 - lam) * aud[perm])
+            loss = _mixup_loss(out, y, y[perm], lam, weight, aux_weight)
         else:
             loss = _loss(model(image=img, audio=aud), y, weight, aux_weight)
         opt.zero_grad(set_to_none=True)

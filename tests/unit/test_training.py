@@ -164,10 +164,12 @@ class _Batches(list):
 
 
 @pytest.mark.parametrize("modalities", [("audio",), ("image", "audio")])
-def test_mixup_blends_each_example_with_another_of_its_batch(modalities):
+def test_mixup_blends_each_clip_with_another_and_teaches_each_head_what_it_saw(modalities):
     from dataclasses import replace
 
-    from core.training.loop import _loss, train_one_epoch
+    import torch.nn.functional as F
+
+    from core.training.loop import train_one_epoch
 
     config = TRIALS["fused"].config
     model = DigitClassifier(replace(config.model, modalities=modalities, dropout=0.0))
@@ -183,11 +185,17 @@ def test_mixup_blends_each_example_with_another_of_its_batch(modalities):
     lam, perm = float(rng.beta(0.4, 0.4)), torch.from_numpy(rng.permutation(8))
     assert 0 < lam < 1 and not torch.equal(perm, torch.arange(8))
     torch.testing.assert_close(seen[0]["audio"], lam * aud + (1 - lam) * aud[perm])
-    if image is not None:
-        torch.testing.assert_close(seen[0]["image"], lam * img + (1 - lam) * img[perm])
+    assert seen[0]["image"] is image, "drawings are never blended"
     with torch.no_grad():
-        out = model(image=seen[0]["image"], audio=seen[0]["audio"])
-        expected = lam * _loss(out, y, None, 0.5) + (1 - lam) * _loss(out, y[perm], None, 0.5)
+        out = model(image=image, audio=seen[0]["audio"])
+
+    def taught(logits, share):  # cross-entropy against share of y and the rest of the other example's label
+        return share * F.cross_entropy(logits, y) + (1 - share) * F.cross_entropy(logits, y[perm])
+
+    if image is None:  # one head, read twice: as "fused" (weight 1) and as "audio" (weight 0.5)
+        expected = 1.5 * taught(out["audio"], lam)
+    else:
+        expected = taught(out["fused"], (1 + lam) / 2) + 0.5 * taught(out["audio"], lam) + 0.5 * taught(out["image"], 1)
     assert loss == pytest.approx(float(expected), rel=1e-5)
 
     seen.clear()
