@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for alpha in args.mixup:
         probs = {}
         for seed in args.seeds:
-            out = folds_dir(args.trial, None) .with_name(f"{args.trial}-mixup{alpha:g}-seed{seed}")
+            out = folds_dir(args.trial, None).with_name(f"{args.trial}-mixup{alpha:g}-seed{seed}")
             folds = ensure_folds(args.trial, root, None, out, args.jobs, overrides={"mixup": alpha, "seed": seed})
             probs[seed] = {s: held_out_probs(p, banks) for s, p in folds.items()}
             acc = {
@@ -78,11 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             }
             report[f"mixup {alpha:g}, seed {seed}"] = summary(acc)
         if len(args.seeds) > 1:
+            mean_probs = {s: {c: np.mean([probs[k][s][c] for k in probs], 0) for c in banks} for s in SPEAKERS}
             acc = {
-                s: {
-                    c: round(100 * float((np.mean([probs[k][s][c] for k in probs], 0).argmax(1) == digits[c][s]).mean()), 2)
-                    for c in banks
-                }
+                s: {c: round(100 * float((p.argmax(1) == digits[c][s]).mean()), 2) for c, p in mean_probs[s].items()}
                 for s in SPEAKERS
             }
             report[f"mixup {alpha:g}, seeds {'+'.join(map(str, args.seeds))} averaged"] = summary(acc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -41,8 +41,11 @@ class AdaptConfig:
     seed: int = 0
     average: float = 0.9  # the profile keeps this running average of the weights over the steps (0: the last step)
     template_norm: str = "cmvn"  # frames of a recording normalised before DTW: see TEMPLATE_NORMS
+    fine_tunes: int = 2  # fine-tunes from seeds seed, seed + 1, ...; the profile keeps their weights' mean
 
     def __post_init__(self):
+        if self.fine_tunes < 1:
+            raise ValueError(f"fine_tunes must be at least 1, not {self.fine_tunes}")
         if self.template_norm not in TEMPLATE_NORMS:
             raise ValueError(f"template_norm must be one of {', '.join(TEMPLATE_NORMS)}, not {self.template_norm!r}")
         if not 0.0 <= self.average < 1.0:
@@ -176,8 +179,32 @@ GATE_WIDTH = 0.3  # the gate falls from 1 to 0 over this fraction of the yardsti
 def fine_tune(
     model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.ndarray] | None, config: AdaptConfig, on_step=None
 ) -> AdaptedAudio:
+    """A copy of the model's audio encoder and head fine-tuned config.fine_tunes times from different seeds, their
+    weights averaged; on_step(done, total) after each step of each.
+
+    Why several: each fine-tune sees ten recordings and random replayed clips, and its weights carry that noise;
+    all start from the same model, so their mean is a model too, better for the speaker and for other voices
+    than any one of them (docs/results.md, Your voice)."""
+    total = config.steps * config.fine_tunes
+    nets = []
+    for i in range(config.fine_tunes):
+        progress = (lambda done, _, i=i: on_step(i * config.steps + done, total)) if on_step else None
+        nets.append(_fine_tune_once(model, x, y, replay, replace(config, seed=config.seed + i), progress))
+    if len(nets) == 1:
+        return nets[0]
+    states = [n.state_dict() for n in nets]
+    with torch.no_grad():
+        for name, value in states[0].items():
+            if value.is_floating_point():
+                value.copy_(torch.stack([s[name] for s in states]).mean(0))
+    return nets[0]
+
+
+def _fine_tune_once(
+    model, x: np.ndarray, y: np.ndarray, replay: tuple[np.ndarray, np.ndarray] | None, config: AdaptConfig, on_step
+) -> AdaptedAudio:
     """A copy of the model's audio encoder and head after config.steps Adam steps on (x, y) plus replayed clips
-    (their running average when config.average > 0); on_step(done, total) after each step."""
+    (their running average when config.average > 0)."""
     net = copy.deepcopy(base_audio(model)).float().train()
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

@@ -44,6 +44,7 @@ def profile_to_dict(profile: VoiceProfile) -> dict:
             "seed": c.seed,
             "average": c.average,
             "template_norm": c.template_norm,
+            "fine_tunes": c.fine_tunes,
         },
     }
 
@@ -154,8 +155,9 @@ def _number(v, lo, hi, integer=False) -> bool:
 def _config(raw) -> AdaptConfig:
     if not isinstance(raw, dict):
         raise InvalidProfile("the profile's settings are missing")
-    # Profiles saved before the weight average and the template normalisation existed were made without them.
-    raw = {"average": 0.0, "template_norm": "none", **raw}
+    # Profiles saved before the weight average, the template normalisation and the averaged fine-tunes existed
+    # were made without them.
+    raw = {"average": 0.0, "template_norm": "none", "fine_tunes": 1, **raw}
     ok = (
         _number(raw.get("steps"), 0, 1000, True)
         and _number(raw.get("lr"), 0, 1)
@@ -165,6 +167,7 @@ def _config(raw) -> AdaptConfig:
         and isinstance(raw.get("gated"), bool)
         and _number(raw.get("average"), 0, 0.999999)
         and raw.get("template_norm") in TEMPLATE_NORMS
+        and _number(raw.get("fine_tunes"), 1, 16, True)
     )
     if not ok:
         raise InvalidProfile("the profile's settings are out of range")
@@ -177,4 +180,5 @@ def _config(raw) -> AdaptConfig:
         seed=raw["seed"],
         average=float(raw["average"]),
         template_norm=raw["template_norm"],
+        fine_tunes=raw["fine_tunes"],
     )

@@ -120,13 +120,17 @@ def test_a_profile_round_trips_through_download_and_upload(predictor, held_out_f
     _same_answers(back, prof, predictor, raw)
 
 
-def test_a_profile_saved_before_the_average_and_the_template_norm_still_loads(predictor, held_out_fold):
+def test_a_profile_saved_before_the_average_the_template_norm_and_the_fine_tunes_mean_still_loads(
+    predictor, held_out_fold
+):
     _, raw, digits, replay = held_out_fold
     enrol = _one_per_digit(digits, seed=1)
-    old_settings = AdaptConfig(steps=2, average=0.0, template_norm="none", template_scale=80.0, gated=True)
+    old_settings = AdaptConfig(
+        steps=2, average=0.0, template_norm="none", template_scale=80.0, gated=True, fine_tunes=1
+    )
     prof = adapt(predictor, raw[enrol], digits[enrol], old_settings, replay=replay)
     old = profile_to_dict(prof)
-    old["config"] = {k: v for k, v in old["config"].items() if k not in ("average", "template_norm")}
+    old["config"] = {k: v for k, v in old["config"].items() if k not in ("average", "template_norm", "fine_tunes")}
     back = load_profile(_saved(old), predictor.model)
     assert back.config == old_settings and back.gate == prof.gate > 0
     _same_answers(back, prof, predictor, raw)
@@ -154,6 +158,24 @@ def test_the_profile_keeps_a_running_average_of_the_fine_tuned_weights(predictor
         torch.testing.assert_close(p.detach() - before[name], 0.1 * step, atol=1e-6, rtol=1e-4)
         moved += int(step.abs().max() > 0)
     assert moved > 0
+
+
+def test_the_profile_keeps_the_mean_of_its_fine_tunes(predictor, held_out_fold):
+    _, raw, digits, replay = held_out_fold
+    enrol = _one_per_digit(digits, seed=3)
+    x = audio.standardize(raw[enrol], *_stats(predictor))
+    one = AdaptConfig(steps=2, fine_tunes=1)
+    steps = []
+    mean = fine_tune(predictor.model, x, digits[enrol], replay, replace(one, fine_tunes=2), lambda *a: steps.append(a))
+    first, second = (fine_tune(predictor.model, x, digits[enrol], replay, replace(one, seed=s)) for s in (0, 1))
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)], "progress runs over both fine-tunes"
+    differ = 0
+    for name, p in mean.state_dict().items():
+        a, b = first.state_dict()[name], second.state_dict()[name]
+        if p.is_floating_point():
+            torch.testing.assert_close(p, (a + b) / 2, atol=1e-6, rtol=1e-5)
+            differ += int(not torch.equal(a, b))
+    assert differ > 0, "two seeds must give two different fine-tunes"
 
 
 def test_normalised_templates_ignore_a_recordings_level_and_spread(held_out_fold, predictor):
@@ -196,6 +218,7 @@ def test_bad_profiles_are_refused(predictor, profile):
         "settings out of range": {**good, "config": {**good["config"], "template_scale": 1e9}},
         "an unknown template norm": {**good, "config": {**good["config"], "template_norm": "loud"}},
         "an average of 1": {**good, "config": {**good["config"], "average": 1.0}},
+        "no fine-tune": {**good, "config": {**good["config"], "fine_tunes": 0}},
         "gate out of range": {**good, "gate": -1.0},
         "not a profile": {"state_dict": {}},
     }
