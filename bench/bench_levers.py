@@ -11,7 +11,6 @@ much of a lever's gain is only seed-to-seed spread, and what an ensemble would a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -93,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         from core.io import write_json
 
         write_json(args.json, report)
-    print(json.dumps(report), file=sys.stderr)
     return 0
 
 

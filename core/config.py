@@ -77,7 +77,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # "constant" (the seed's) or "cosine": per-epoch decay towards zero
     weight_decay: float = 0.0
-    # Mixup between the clips of a batch (audio-only training): Beta(alpha, alpha) weights; 0 = off.
+    # Mixup of the clips within a batch (drawings stay whole), weights drawn from Beta(mixup, mixup); 0 = off.
     mixup: float = 0.0
     class_weights: bool = True
     aux_loss_weight: float = 0.5  # weight of each single-modality head's loss

@@ -148,7 +148,8 @@ VOICE_AUDIO = AudioEncoderConfig(
 VOICE_FEATURES = FeatureConfig(
     utterance_norm="mean", augment_views=8, synthetic_voices=True, augmentation="wide-pitch", raised_voices=2
 )
-# Mixup blends each example with another of its batch, mostly another speaker's (docs/results.md, Levers).
+# Mixup blends each clip with another of its batch, mostly another speaker's (docs/results.md, Seeds, mixup and the
+# other levers).
 VOICE_TRAIN = TrainConfig(epochs=6, batch_size=64, lr_schedule="cosine", mixup=0.4)
 _VOICE = replace(
     _OURS,

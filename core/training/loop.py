@@ -127,7 +127,7 @@ def train_one_epoch(
         y = y.to(device)
         if mixup > 0 and aud is not None:
             # Each clip blended with another of the batch, mostly another speaker's: the audio encoder cannot lean
-            # on any one voice's cues (docs/results.md, Levers).
+            # on any one voice's cues (docs/results.md, Seeds, mixup and the other levers).
             lam = float(batches.rng.beta(mixup, mixup))
             perm = torch.from_numpy(batches.rng.permutation(len(y))).to(device)
             out = model(image=img, audio=lam * aud + (1 - lam) * aud[perm])
