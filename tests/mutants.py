@@ -263,6 +263,14 @@ MUTANTS = (
         "the image and audio heads get no gradient",
     ),
     Mutant(
+        "mixup-labels-unmixed",
+        "core/training/loop.py",
+        'own = {"image": 1.0, "audio": lam,',
+        'own = {"image": 1.0, "audio": 1.0,',
+        ("tests/unit/test_training.py::test_mixup_blends_each_clip_with_another_and_teaches_each_head_what_it_saw",),
+        "mixup blends the clips but teaches the audio head only the first clip's label",
+    ),
+    Mutant(
         "audio-paired-with-other-digits",
         "core/training/loop.py",
         "clip_idx = pair_by_label(labels, tr.clip_labels, self.rng)",

@@ -41,27 +41,27 @@ def class_weights(labels: np.ndarray) -> torch.Tensor:
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
-def _loss(outputs: dict, target: torch.Tensor, weight: torch.Tensor | None, aux_weight: float) -> torch.Tensor:
-    total = 0.0
-    for head, logits in outputs.items():
-        scale = 1.0 if head == "fused" else aux_weight
-        total = total + scale * F.cross_entropy(logits, target, weight=weight)
-    return total
+def _loss(
+    outputs: dict,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    aux_weight: float,
+    other: torch.Tensor | None = None,
+    lam: float = 1.0,
+) -> torch.Tensor:
+    """Cross-entropy of every head, the single-modality heads weighted by aux_weight.
 
-
-def _mixup_loss(outputs: dict, y: torch.Tensor, other: torch.Tensor, lam: float, weight, aux_weight: float):
-    """_loss when each clip is lam of its own and 1 - lam of another example's (label other): every head is taught
-    the mix of the labels it saw. The images stay whole (mixing them cost the image head), so the fused head,
-    which sees both, is taught the average of the image's label and the clip's mix."""
+    With mixup (each clip lam of its own and 1 - lam of another example's, whose label is other), every head is
+    taught the mix of the labels it saw: the audio head lam of target; the image head, whose drawings stay whole
+    (blending them cost the image head), all of it; the fused head, which sees both, the average of the two."""
     own = {"image": 1.0, "audio": lam, "fused": (1.0 + lam) / 2 if "image" in outputs else lam}
     total = 0.0
     for head, logits in outputs.items():
         scale = 1.0 if head == "fused" else aux_weight
-        share = own[head]
-        total = total + scale * (
-            share * F.cross_entropy(logits, y, weight=weight)
-            + (1 - share) * F.cross_entropy(logits, other, weight=weight)
-        )
+        loss = F.cross_entropy(logits, target, weight=weight)
+        if other is not None:
+            loss = own[head] * loss + (1 - own[head]) * F.cross_entropy(logits, other, weight=weight)
+        total = total + scale * loss
     return total
 
 
@@ -131,7 +131,7 @@ def train_one_epoch(
             lam = float(batches.rng.beta(mixup, mixup))
             perm = torch.from_numpy(batches.rng.permutation(len(y))).to(device)
             out = model(image=img, audio=lam * aud + (1 - lam) * aud[perm])
-            loss = _mixup_loss(out, y, y[perm], lam, weight, aux_weight)
+            loss = _loss(out, y, weight, aux_weight, other=y[perm], lam=lam)
         else:
             loss = _loss(model(image=img, audio=aud), y, weight, aux_weight)
         opt.zero_grad(set_to_none=True)
