@@ -17,7 +17,7 @@ KEY = "teach_voice"  # session_state: {"recordings": {digit: {...}}, "version": 
 PROFILE = "voice_profile"  # session_state: the active core.model.adapt.VoiceProfile
 JOB = "teach_voice_job"  # session_state: (Future, progress dict) of the adaptation running for this session
 POLL_S = 0.4
-# Adaptation fine-tunes a small copy of the audio encoder for 1-3 s: off the script thread, one at a time, so
+# Adaptation fine-tunes two small copies of the audio encoder for 1-3 s: off the script thread, one at a time, so
 # a second visitor's adaptation waits instead of halving everyone's speed on this 2-core server.
 _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teach-voice")
 
