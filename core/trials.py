@@ -148,9 +148,9 @@ VOICE_AUDIO = AudioEncoderConfig(
 VOICE_FEATURES = FeatureConfig(
     utterance_norm="mean", augment_views=8, synthetic_voices=True, augmentation="wide-pitch", raised_voices=2
 )
-# Mixup blends each clip with another of its batch, mostly another speaker's (docs/results.md, Seeds, mixup and the
-# other levers).
-VOICE_TRAIN = TrainConfig(epochs=6, batch_size=64, lr_schedule="cosine", mixup=0.4)
+# Mixup blends each clip with another of its batch, mostly another speaker's; blended batches take twice the
+# epochs to pay off (docs/results.md, Seeds, mixup and the other levers).
+VOICE_TRAIN = TrainConfig(epochs=12, batch_size=64, lr_schedule="cosine", mixup=0.4)
 _VOICE = replace(
     _OURS,
     name="voice",
@@ -160,7 +160,7 @@ _VOICE = replace(
 )
 OUR_TRIALS: dict[str, Trial] = {
     # The app's default: the try10 image encoder beside the voice recipe's audio encoder and features.
-    # Six epochs with a cosine schedule: at three constant-rate epochs the image head stopped at 99.1 %.
+    # A cosine schedule: at three constant-rate epochs the image head stopped at 99.1 % (docs/results.md).
     "fused": Trial(
         replace(
             _OURS,
