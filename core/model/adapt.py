@@ -190,14 +190,18 @@ def fine_tune(
     for i in range(config.fine_tunes):
         progress = (lambda done, _, i=i: on_step(i * config.steps + done, total)) if on_step else None
         nets.append(_fine_tune_once(model, x, y, replay, replace(config, seed=config.seed + i), progress))
-    if len(nets) == 1:
-        return nets[0]
+    return nets[0] if len(nets) == 1 else average_weights(nets)
+
+
+def average_weights(nets: list[AdaptedAudio]) -> AdaptedAudio:
+    """A new module whose floating-point weights are the mean of nets' (all of one architecture)."""
+    mean = copy.deepcopy(nets[0])
     states = [n.state_dict() for n in nets]
     with torch.no_grad():
-        for name, value in states[0].items():
+        for name, value in mean.state_dict().items():
             if value.is_floating_point():
                 value.copy_(torch.stack([s[name] for s in states]).mean(0))
-    return nets[0]
+    return mean
 
 
 def _fine_tune_once(
