@@ -35,6 +35,7 @@ from core.model.adapt import (
     speaker_gate,
     template_scores,
 )
+from core.model.checkpoint import audio_standardisation
 
 SHIFTED = ("woman-low", "woman", "child", "young-child")
 SCALES = (20.0, 40.0, 80.0, 160.0)  # template_scale candidates
@@ -202,11 +203,7 @@ def score_shifted(model, stats, shifted: dict, replay, k: int, rng) -> dict[str,
 
 def fold_data(model, ckpt, bank, speaker: str) -> dict:
     """Raw and standardised features, embeddings and logits: the held-out speaker, others' validation takes, replay."""
-    stats = (
-        ckpt["feature_stats"]["mean"].numpy(),
-        ckpt["feature_stats"]["std"].numpy(),
-        ckpt["run_config"].features.utterance_norm,
-    )
+    stats = audio_standardisation(ckpt)
     held = bank.speakers == speaker
     val = ~held & (bank.takes >= 5) & (bank.takes < 10)  # never trained on: the fold's validation takes
     replay = ~held & (bank.takes >= 10)  # training clips of the five other speakers

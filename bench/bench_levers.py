@@ -24,16 +24,12 @@ from core.model.calibration import softmax
 
 def held_out_probs(fold_path, banks: dict) -> dict[str, np.ndarray]:
     """Audio-head probabilities of the fold's held-out speaker under each condition."""
-    from core.model.checkpoint import load
+    from core.model.checkpoint import audio_standardisation, load
     from core.training.loso import audio_logits
 
     model, ckpt = load(fold_path)
     speaker = ckpt["run_config"].train.held_out_speaker
-    stats = (
-        ckpt["feature_stats"]["mean"].numpy(),
-        ckpt["feature_stats"]["std"].numpy(),
-        ckpt["run_config"].features.utterance_norm,
-    )
+    stats = audio_standardisation(ckpt)
     out = {}
     for condition, bank in banks.items():
         held = bank.subset(bank.speakers == speaker)

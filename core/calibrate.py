@@ -11,7 +11,7 @@ from pathlib import Path
 from core import paths
 from core.errors import DigitsError
 from core.model.calibration import fit_temperature
-from core.model.checkpoint import load, save
+from core.model.checkpoint import feature_stats, load, save
 from core.training.dataset import load_eval_data
 from core.training.evaluate import head_labels, head_logits
 
@@ -19,7 +19,7 @@ from core.training.evaluate import head_labels, head_logits
 def calibrate(weights: Path, loso_result: dict, root: Path, fusion: str) -> tuple[dict, dict]:
     """(calibration, figures): temperatures per head, the audio head's unsure threshold and the fusion rule."""
     model, ckpt = load(weights)
-    stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
+    stats = feature_stats(ckpt)
     val = load_eval_data(ckpt["run_config"], root, stats).val
     logits = head_logits(model, val)
     temperature = {head: fit_temperature(v, head_labels(val, head)) for head, v in logits.items() if head != "audio"}

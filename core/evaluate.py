@@ -12,7 +12,7 @@ from core import paths
 from core.errors import DigitsError
 from core.features.conditions import CONDITIONS
 from core.io import write_json
-from core.model.checkpoint import load
+from core.model.checkpoint import feature_stats, load
 from core.training.dataset import load_eval_data
 from core.training.evaluate import calibrated_probs, evaluate_conditions, evaluate_split, image_logits
 from core.training.loop import build_config
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, ckpt = load(args.weights)
         root = paths.data_dir(args.data_dir)
-        stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
+        stats = feature_stats(ckpt)
         data = load_eval_data(ckpt["run_config"], root, stats)
         if args.split == "official":
             result = {

@@ -14,7 +14,7 @@ from core import limits, paths
 from core.errors import InvalidInput
 from core.features import audio as audio_features
 from core.features import image as image_features
-from core.model.checkpoint import load
+from core.model.checkpoint import feature_stats, load
 
 AudioInput = "tuple[np.ndarray, int] | bytes"
 MAX_AUDIO_BYTES = MAX_IMAGE_BYTES = limits.MAX_UPLOAD_BYTES
@@ -95,8 +95,7 @@ class Predictor:
         self.model = model.eval()
         self.checkpoint = checkpoint
         self.config = checkpoint["run_config"]
-        self.mean = checkpoint["feature_stats"]["mean"].numpy()
-        self.std = checkpoint["feature_stats"]["std"].numpy()
+        self.mean, self.std = feature_stats(checkpoint)
         self.device = torch.device(device)
         self.source = source
         self.calibration = checkpoint.get("calibration") or {}

@@ -43,14 +43,14 @@ class Embedding:
 
 def load_split(weights: str | Path, root: str | Path, split: str = "test"):
     """(model, checkpoint, Split) for a checkpoint, with the split standardised by its own feature stats."""
-    from core.model.checkpoint import load
+    from core.model.checkpoint import feature_stats, load
     from core.training.dataset import load_eval_data
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, not {split!r}")
     model, ckpt = load(Path(weights))
     config = ckpt["run_config"]
-    stats = (ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy())
+    stats = feature_stats(ckpt)
     data = load_eval_data(config, Path(root), stats)
     return model, ckpt, getattr(data, split)
 

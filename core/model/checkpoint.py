@@ -20,6 +20,16 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "state_dict", "config", "feature_stats")
 
 
+def feature_stats(ckpt: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The per-coefficient mean and std of the training features, from a checkpoint load() returned."""
+    return ckpt["feature_stats"]["mean"].numpy(), ckpt["feature_stats"]["std"].numpy()
+
+
+def audio_standardisation(ckpt: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """(mean, std, utterance_norm): what audio.standardize needs to read features as this model was trained."""
+    return (*feature_stats(ckpt), ckpt["run_config"].features.utterance_norm)
+
+
 def save(
     path: Path,
     model: DigitClassifier,
