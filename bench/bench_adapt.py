@@ -234,12 +234,14 @@ def run_speaker(speaker: str, fold_path: Path, root: Path, ks, draws: int, shift
     out = {}
     for k in ks:
         rng = np.random.default_rng([k, SPEAKERS.index(speaker)])
+        # The shifted voices draw from their own stream, so --shifted-draws does not change the main draws.
+        shifted_rng = np.random.default_rng([k, SPEAKERS.index(speaker), 1])
         per: dict[str, dict[str, list]] = {}
         for i in range(draws):
             results = score_draw(model, fold, k, rng)
             if i < shifted_draws:
                 for method, by_cond in score_shifted(
-                    model, fold["stats"], shifted, fold["replay"][::3], k, rng
+                    model, fold["stats"], shifted, fold["replay"][::3], k, shifted_rng
                 ).items():
                     results.setdefault(method, {}).update(by_cond)
             for method, r in results.items():
