@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from core.features.voices import WORDS
+from core.model.calibration import expected_calibration_error
 from core.predict import Predictor
 
 VOICES = ("slt", "kal16", "awb", "rms")  # slt is a woman, the others men
@@ -46,7 +47,7 @@ def render(folder: Path) -> list[tuple[Path, str, int]]:
 
 def score(weights: str, clips: list[tuple[Path, str, int]]) -> dict:
     predictor = Predictor.load(weights)
-    right, wrong_confidence, unsure = defaultdict(list), [], 0
+    right, wrong_confidence, unsure, probs, labels = defaultdict(list), [], 0, [], []
     for path, voice, digit in clips:
         samples, rate = sf.read(path, dtype="float32")
         result = predictor.predict(audio=(samples, rate))
@@ -55,11 +56,14 @@ def score(weights: str, clips: list[tuple[Path, str, int]]) -> dict:
         if not ok:
             wrong_confidence.append(max(result.probs["audio"]))
         unsure += result.audio_unsure
+        probs.append(result.probs["audio"])
+        labels.append(digit)
     return {
         "all": 100 * np.mean([v for vs in right.values() for v in vs]),
         **{v: 100 * np.mean(right[v]) for v in VOICES},
         "wrong_conf": float(np.median(wrong_confidence)) if wrong_confidence else float("nan"),
         "unsure": unsure,
+        "ece": 100 * expected_calibration_error(np.asarray(probs), np.asarray(labels)),
     }
 
 
@@ -70,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         clips = render(Path(tmp))
         print(f"{len(clips)} clips: {len(VOICES)} voices x 10 digits x {len(RATES)} rates")
-        print(f"| weights | all | {' | '.join(VOICES)} | wrong answers' median confidence | unsure |")
+        print(f"| weights | all | {' | '.join(VOICES)} | wrong answers' median confidence | unsure | ECE % |")
         for weights in args.weights:
             r = score(weights, clips)
             cells = " | ".join(f"{r[v]:.1f}" for v in VOICES)
-            print(f"| {weights} | {r['all']:.1f} | {cells} | {r['wrong_conf']:.2f} | {r['unsure']} |")
+            print(f"| {weights} | {r['all']:.1f} | {cells} | {r['wrong_conf']:.2f} | {r['unsure']} | {r['ece']:.1f} |")
     return 0
 
 
