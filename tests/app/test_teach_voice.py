@@ -1,7 +1,9 @@
-"""AppTest of the Draw page's "Teach it your voice": an adapted audio card beside the unadapted answer, reset, and a
-profile made with another model left unused."""
+"""AppTest of the Draw page's "Teach it your voice": an adapted audio card beside the unadapted answer, reset, a
+profile made with another model left unused, and several takes of a digit."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -77,3 +79,36 @@ def test_explore_shows_your_recordings_in_the_audio_embedding(env, tiny_weights,
     assert "Your voice in the audio embedding" in [e.label for e in at.expander]
     assert "Your voice in the audio embedding" not in [e.label for e in plain.expander]
     assert len(at.get("plotly_chart")) == len(plain.get("plotly_chart")) + 2  # before and after
+
+
+def _takes(predictor: Predictor, data_root, per_digit: dict[int, int]) -> dict:
+    """The page's store of takes: FSDD takes 30, 31, ... of each digit, checked as the page checks a recording."""
+    from core.model.adapt import enroll
+
+    takes = {}
+    for d in range(10):
+        for take in range(30, 30 + per_digit.get(d, 1)):
+            clip = sf.read(str(data_root / "fsdd" / "recordings" / f"{d}_{SPEAKER}_{take}.wav"), dtype="float32")
+            takes.setdefault(d, []).append({"bytes": b"", "enrollment": enroll(predictor, d, clip), "confirmed": True})
+    return takes
+
+
+def test_several_takes_of_a_digit_all_teach_the_profile(env, tiny_weights, data_root):
+    predictor = Predictor.load(tiny_weights)
+    store = {"takes": _takes(predictor, data_root, {3: 3}), "version": dict.fromkeys(range(10), 0), "digit": 3}
+    at = app_after_run("pages/draw_and_speak.py", teach_voice=store)
+    assert any("10 of 10 digits recorded (12 recordings)" in c.value for c in at.caption)
+    assert not [a for a in at.get("audio_input") if "once more" in a.label]  # three takes: no room for a fourth
+    at.button(key="teach_again_3_2").click().run()  # "Drop take 3"
+    assert any("10 of 10 digits recorded (11 recordings)" in c.value for c in at.caption)
+    assert [a.label for a in at.get("audio_input") if "once more" in a.label] == [
+        "Say “3” once more (optional: take 3 of 3)"
+    ]
+    at.button(key="teach_adapt").click().run()
+    deadline = time.monotonic() + 240
+    while "voice_profile" not in at.session_state:
+        assert time.monotonic() < deadline, "the adaptation did not finish"
+        time.sleep(0.5)
+        at.run()
+    assert at.session_state["voice_profile"].counts == (1, 1, 1, 2, 1, 1, 1, 1, 1, 1)
+    assert any("Adapted to your voice (11 recordings)" in s.value for s in at.success)

@@ -1,4 +1,5 @@
-"""Real browser: teach the app a voice through the fake microphone, ten digits, adapt, and see the adapted card."""
+"""Real browser: teach the app a voice through the fake microphone, ten digits and a second take of one, adapt, and
+see the adapted card."""
 
 from __future__ import annotations
 
@@ -59,8 +60,13 @@ def test_teach_it_your_voice_in_a_real_browser(data_root, tmp_path):
                     confirm.click()
                     done.wait_for(timeout=60_000)
             page.get_by_text("10 of 10 digits recorded").wait_for(timeout=60_000)
+            # A second take of the last digit, through the microphone offered under the first.
+            seconds = _clip(data_root, 9, TAKE + 1, mic)
+            page.get_by_text("Say “9” once more (optional: take 2 of 3)", exact=True).wait_for(timeout=60_000)
+            _record(page, page.locator('[data-testid="stAudioInput"]').nth(1), seconds)
+            page.get_by_text("10 of 10 digits recorded (11 recordings)").wait_for(timeout=90_000)
             page.get_by_role("button", name="Adapt to my voice").click()
-            page.get_by_text("Adapted to your voice (10 recordings)").wait_for(timeout=120_000)
+            page.get_by_text("Adapted to your voice (11 recordings)").wait_for(timeout=120_000)
 
             # Now say a digit through the page's main microphone: the audio card is the adapted one.
             seconds = _clip(data_root, PROBE[0], PROBE[1], mic)
