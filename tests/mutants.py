@@ -294,6 +294,14 @@ MUTANTS = (
         ("tests/unit/test_voices.py::test_a_tiny_loso_run_holds_each_speaker_out_and_reports_its_accuracy",),
         "the LOSO worst speaker is the best one",
     ),
+    Mutant(
+        "teach-first-take-only",
+        "ui/teach_voice.py",
+        'enrollments = [rec["enrollment"] for d in DIGITS for rec in takes[d]]',
+        'enrollments = [takes[d][0]["enrollment"] for d in DIGITS]',
+        ("tests/app/test_teach_voice.py::test_several_takes_of_a_digit_all_teach_the_profile",),
+        "a digit's second and third takes never reach the adaptation",
+    ),
 )
 
 
