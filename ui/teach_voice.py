@@ -124,9 +124,10 @@ def _recorder(store: dict) -> None:
     except DigitsError as exc:
         st.error(f"This recording of “{d}” cannot be used: {exc}")
         return
+    first = not takes
     store["takes"].setdefault(d, []).append({"bytes": data, "enrollment": enrollment, "confirmed": False})
     store["version"][d] += 1  # a fresh microphone widget for the next take
-    if not enrollment.other_digit and not takes:
+    if first and not enrollment.other_digit:
         _advance(store, d)
     st.rerun()
 
