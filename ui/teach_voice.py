@@ -79,7 +79,8 @@ def _progress_row(store: dict) -> None:
         st.rerun()
     total = sum(len(t) for t in takes.values())
     done = sum(_done(t) for t in takes.values())
-    st.caption(f"{done} of 10 digits recorded" + (f" ({total} recordings)." if total > done else "."))
+    several = any(len(t) > 1 for t in takes.values())
+    st.caption(f"{done} of 10 digits recorded" + (f" ({total} recordings)." if several else "."))
 
 
 def _usable(rec: dict) -> bool:
@@ -148,7 +149,7 @@ def _recorded(store: dict, d: int, i: int, rec: dict) -> None:
     if e.other_digit and not rec["confirmed"]:
         st.warning(
             f"The model is sure this is {e.heard} ({e.heard_p:.0%}), not {d}. If you said “{d}”, keep it; "
-            "otherwise record it again."
+            + ("otherwise record it again." if len(takes) == 1 else "otherwise drop it.")
         )
         if st.button(f"Yes, I said “{d}”", key=f"teach_confirm_{d}_{i}"):
             rec["confirmed"] = True
