@@ -10,6 +10,8 @@ from ui import profile
 from ui.charts import HEAD_COLOURS
 
 BAR_AREA_PX = 96  # height of the tallest (100 %) bar
+# An unsure reading is where adapting helps most: a voice the model never heard (docs/results.md, Your voice).
+TEACH_HINT = " If it often mishears you, **Teach it your voice** below adapts it to you in a few seconds."
 
 
 def heads_shown(result, image_given: bool, audio_given: bool) -> list[str]:
@@ -39,6 +41,7 @@ def render(result, image_given: bool, audio_given: bool) -> None:
         st.info(
             f"The voice is unclear to the model: {first} ({p1:.0%}) or {second} ({p2:.0%}). Below "
             f"{result.unsure_below:.0%} its answers are right less than 9 times in 10 on voices it never heard."
+            + ("" if "audio" in result.unadapted else TEACH_HINT)
         )
     for head in heads:
         card, bars = st.columns([1, 1.7], vertical_alignment="center")

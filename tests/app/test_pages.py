@@ -507,3 +507,14 @@ def test_an_unsure_voice_shows_its_two_best_guesses(env, monkeypatch, tiny_weigh
     assert metrics(at) == {"Audio prediction": f"{first} or {second}"}
     assert [m.delta for m in at.metric] == [f"{p1:.0%} / {p2:.0%}, unsure"]
     assert any(f"unclear to the model: {first} ({p1:.0%}) or {second} ({p2:.0%})" in i.value for i in at.info)
+    assert any("**Teach it your voice** below" in i.value for i in at.info)
+    # Already adapted to this voice: the note stays, without sending the user to adapt again.
+    from core.model.adapt import AdaptConfig, adapt
+    from core.predict import prepare_audio
+
+    predictor = Predictor.load(unsure)
+    features = np.stack([prepare_audio((speech_like(0.6, seed=d), 8000))[1] for d in range(10)])
+    profile = adapt(predictor, features, list(range(10)), AdaptConfig(steps=0))
+    at = app(example={"image": None, "audio": audio}, voice_profile=profile)
+    assert any("unclear to the model" in i.value for i in at.info)
+    assert not any("Teach it your voice" in i.value for i in at.info)
