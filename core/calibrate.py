@@ -65,13 +65,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.loso} is not a leave-one-speaker-out result")
         calibration, figures = calibrate(Path(args.weights), loso, paths.data_dir(args.data_dir), args.fusion)
         model, ckpt = load(args.weights)
-        stats = ckpt["feature_stats"]
         save(
             Path(args.out),
             model,
             ckpt["run_config"],
-            stats["mean"].numpy(),
-            stats["std"].numpy(),
+            *feature_stats(ckpt),
             ckpt.get("metrics"),
             half=args.half,
             calibration=calibration,
